@@ -1,0 +1,1 @@
+"""Analysis: learned-vs-exact comparison, power over time."""

@@ -1,0 +1,1 @@
+"""Exact solvers: backward induction and fixed-point iteration (THEORY.md)."""

@@ -1,0 +1,1 @@
+"""Learned two-phase solver on TorchRL (THEORY.md, learning-based approximation)."""

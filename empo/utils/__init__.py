@@ -1,0 +1,1 @@
+"""Utilities: sweeps, logging, rendering, checkpoints."""

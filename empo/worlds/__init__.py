@@ -1,0 +1,1 @@
+"""World models: tabular games, paradigm worlds, MultiGrid and transport."""

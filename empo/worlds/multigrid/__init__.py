@@ -1,0 +1,1 @@
+"""MultiGrid gridworlds: vectorised TorchRL environment with an explicit model."""

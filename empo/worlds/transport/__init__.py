@@ -1,0 +1,1 @@
+"""Transport world: vehicles carrying humans on a road network."""
