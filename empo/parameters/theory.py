@@ -11,6 +11,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
+
+from empo.parameters.validation import (
+    Block,
+    non_negative,
+    positive,
+    ranged,
+    unit_interval,
+)
 
 
 class RobotPolicyKind(str, Enum):
@@ -28,7 +37,7 @@ class OthersModel(str, Enum):
 
 
 @dataclass(frozen=True)
-class TheoryParameters:
+class TheoryParameters(Block):
     """Parameters of eqs. (1)-(9) of THEORY.md.
 
     Parameters
@@ -59,46 +68,28 @@ class TheoryParameters:
         ``V_r`` at terminal states, ``< 0``.
     robot_policy
         Power-law policy of eq. (5) or the normalised Boltzmann variant.
+
+    Raises
+    ------
+    ParameterError
+        If a value is out of the range THEORY.md allows (eqs. 2, 5, 7, 8) or has the
+        wrong type; the message names ``theory.<field>``, the value and the range.
     """
 
-    beta_h: float = 10.0
-    gamma_h: float = 0.99
-    nu_h: float = 0.0
-    others: OthersModel = OthersModel.UNIFORM
-    gamma_r: float = 0.99
-    beta_r: float = 5.0
-    zeta: float = 2.0
-    xi: float = 1.0
-    eta: float = 1.1
-    eps_q: float = 0.0
-    eps_x: float = 0.0
-    terminal_v_r: float = -1e-10
-    robot_policy: RobotPolicyKind = RobotPolicyKind.POWER_LAW
+    prefix: ClassVar[str] = "theory"
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "others", OthersModel(self.others))
-        object.__setattr__(self, "robot_policy", RobotPolicyKind(self.robot_policy))
-        checks = {
-            "beta_h": (self.beta_h >= 0, "β_h ≥ 0 or inf"),
-            "gamma_h": (0 <= self.gamma_h <= 1, "0 ≤ γ_h ≤ 1"),
-            "nu_h": (0 <= self.nu_h <= 1, "0 ≤ ν_h ≤ 1"),
-            "gamma_r": (0 <= self.gamma_r <= 1, "0 ≤ γ_r ≤ 1"),
-            "beta_r": (self.beta_r >= 0, "β_r ≥ 0 or inf"),
-            "zeta": (self.zeta > 0 and math.isfinite(self.zeta), "0 < ζ < inf"),
-            "xi": (self.xi > 0 and math.isfinite(self.xi), "0 < ξ < inf"),
-            "eta": (self.eta >= 1 and math.isfinite(self.eta), "1 ≤ η < inf"),
-            "eps_q": (self.eps_q >= 0 and math.isfinite(self.eps_q), "ε_Q ≥ 0"),
-            "eps_x": (self.eps_x >= 0 and math.isfinite(self.eps_x), "ε_X ≥ 0"),
-            "terminal_v_r": (
-                self.terminal_v_r < 0 and math.isfinite(self.terminal_v_r),
-                "terminal_v_r < 0",
-            ),
-        }
-        for name, (ok, allowed) in checks.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"theory.{name} must be a number, got {value!r}")
-            if math.isnan(value) or not ok:
-                raise ValueError(
-                    f"theory.{name} = {value!r} is out of range: {allowed}"
-                )
+    beta_h: float = ranged(10.0, lambda x: x >= 0, "β_h ≥ 0 or inf")
+    gamma_h: float = ranged(0.99, unit_interval, "0 ≤ γ_h ≤ 1")
+    nu_h: float = ranged(0.0, unit_interval, "0 ≤ ν_h ≤ 1")
+    others: OthersModel = OthersModel.UNIFORM
+    gamma_r: float = ranged(0.99, unit_interval, "0 ≤ γ_r ≤ 1")
+    beta_r: float = ranged(5.0, lambda x: x >= 0, "β_r ≥ 0 or inf")
+    zeta: float = ranged(2.0, positive, "0 < ζ < inf")
+    xi: float = ranged(1.0, positive, "0 < ξ < inf")
+    eta: float = ranged(1.1, lambda x: 1 <= x < math.inf, "1 ≤ η < inf")
+    eps_q: float = ranged(0.0, non_negative, "0 ≤ ε_Q < inf")
+    eps_x: float = ranged(0.0, non_negative, "0 ≤ ε_X < inf")
+    terminal_v_r: float = ranged(
+        -1e-10, lambda x: -math.inf < x < 0, "-inf < terminal_v_r < 0"
+    )
+    robot_policy: RobotPolicyKind = RobotPolicyKind.POWER_LAW

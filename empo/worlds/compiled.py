@@ -25,7 +25,7 @@ A :class:`CompiledWorld` holds an enumerated world as dense padded tensors
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Hashable, Sequence
 
 import torch
@@ -90,3 +90,362 @@ class CompiledWorld:
     state_table: Int64[Tensor, "state dim"] | None = None
     durations: Float[Tensor, "state joint k"] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_states(self) -> int:
+        """Number of states ``S``."""
+        return int(self.terminal.shape[0])
+
+    @property
+    def num_joint_actions(self) -> int:
+        """Number of joint actions (product of all agents' action counts)."""
+        return int(self.successors.shape[1])
+
+    @property
+    def num_humans(self) -> int:
+        """Number of humans."""
+        return len(self.humans)
+
+    @property
+    def max_goals(self) -> int:
+        """Largest number of goals of one human (the padded goal axis)."""
+        return int(self.goal_weights.shape[1])
+
+    @property
+    def action_counts(self) -> tuple[int, ...]:
+        """Per agent, the size of its largest action set (the mixed-radix bases)."""
+        return tuple(len(names) for names in self.action_names)
+
+    def to(
+        self,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> CompiledWorld:
+        """Return a copy with all tensors on ``device`` and float tensors in ``dtype``.
+
+        Parameters
+        ----------
+        device
+            Target device; ``None`` keeps each tensor where it is.
+        dtype
+            Float dtype of ``probabilities``, ``goal_weights`` and ``durations``;
+            ``None`` keeps it.
+        """
+
+        def move(tensor: Tensor | None, is_float: bool) -> Tensor | None:
+            if tensor is None:
+                return None
+            return tensor.to(device=device, dtype=dtype if is_float else None)
+
+        return replace(
+            self,
+            action_mask=move(self.action_mask, False),
+            successors=move(self.successors, False),
+            probabilities=move(self.probabilities, True),
+            terminal=move(self.terminal, False),
+            goal_membership=move(self.goal_membership, False),
+            goal_weights=move(self.goal_weights, True),
+            height=move(self.height, False),
+            state_table=move(self.state_table, False),
+            durations=move(self.durations, True),
+            metadata=dict(self.metadata),
+        )
+
+    def levels(self) -> list[Int64[Tensor, " n"]]:
+        """State ids grouped by height ``1, 2, ..., max`` for backward induction.
+
+        Returns
+        -------
+        list of Tensor
+            Entry ``i`` holds the ids of the states of height ``i + 1`` (terminal
+            states, height 0, are not listed).
+
+        Raises
+        ------
+        ValueError
+            If the world is cyclic (``height`` is ``None``).
+        """
+        if self.height is None:
+            raise ValueError("the world is cyclic: it has no topological levels")
+        order = torch.argsort(self.height, stable=True)
+        counts = torch.bincount(self.height, minlength=1)
+        groups = torch.split(order, counts.tolist())
+        return list(groups[1:])
+
+    def joint_action_mask(self) -> Bool[Tensor, "state joint"]:
+        """Whether every agent's part of each joint action is allowed in each state."""
+        mask = torch.ones(
+            self.num_states, 1, dtype=torch.bool, device=self.terminal.device
+        )
+        for agent, count in enumerate(self.action_counts):
+            allowed = self.action_mask[:, agent, :count]
+            mask = (mask[:, :, None] & allowed[:, None, :]).reshape(self.num_states, -1)
+        return mask
+
+    def joint_action_index(
+        self, per_agent_actions: Sequence[int | str] | Int64[Tensor, "... agent"]
+    ) -> int | Int64[Tensor, "..."]:
+        """Mixed-radix joint action index of per-agent actions (agent 0 first).
+
+        Parameters
+        ----------
+        per_agent_actions
+            One action per agent, as indices or action names, or an integer tensor
+            whose last axis runs over the agents.
+
+        Returns
+        -------
+        int or Tensor
+            The joint index (a tensor of the leading shape for tensor input).
+        """
+        counts = self.action_counts
+        if isinstance(per_agent_actions, Tensor):
+            if per_agent_actions.shape[-1] != len(counts):
+                raise ValueError(
+                    f"expected {len(counts)} per-agent actions on the last axis, "
+                    f"got shape {tuple(per_agent_actions.shape)}"
+                )
+            joint = torch.zeros_like(per_agent_actions[..., 0])
+            for agent, count in enumerate(counts):
+                joint = joint * count + per_agent_actions[..., agent]
+            return joint
+        actions = list(per_agent_actions)
+        if len(actions) != len(counts):
+            raise ValueError(
+                f"expected one action per agent {self.agents}, got {actions!r}"
+            )
+        joint = 0
+        for agent, (action, count) in enumerate(zip(actions, counts)):
+            if isinstance(action, str):
+                if action not in self.action_names[agent]:
+                    raise ValueError(
+                        f"agent {self.agents[agent]!r} has no action {action!r}; "
+                        f"its actions are {self.action_names[agent]}"
+                    )
+                action = self.action_names[agent].index(action)
+            if not 0 <= int(action) < count:
+                raise ValueError(
+                    f"action index {action} of agent {self.agents[agent]!r} "
+                    f"is outside 0..{count - 1}"
+                )
+            joint = joint * count + int(action)
+        return joint
+
+    def split_joint_actions(
+        self, joint: Int64[Tensor, "..."] | None = None
+    ) -> Int64[Tensor, "... agent"]:
+        """Per-agent action indices of joint actions (inverse of the mixed radix).
+
+        Parameters
+        ----------
+        joint
+            Joint action indices; ``None`` decodes all ``num_joint_actions`` of them.
+
+        Returns
+        -------
+        Tensor
+            ``[..., agent]`` per-agent action indices.
+        """
+        if joint is None:
+            joint = torch.arange(self.num_joint_actions, device=self.terminal.device)
+        parts = []
+        rest = joint
+        for count in reversed(self.action_counts):
+            parts.append(rest % count)
+            rest = torch.div(rest, count, rounding_mode="floor")
+        return torch.stack(parts[::-1], dim=-1)
+
+    def index_of(self, label: Hashable | Sequence[int] | Tensor) -> int:
+        """State id of a state given by its label or its ``state_table`` row.
+
+        Parameters
+        ----------
+        label
+            A state label (worlds with ``state_labels``) or an integer row of
+            ``state_table`` (a tensor or a sequence of ints).
+
+        Raises
+        ------
+        KeyError
+            If no state has that label or encoding.
+        """
+        if self.state_labels is not None and not isinstance(label, Tensor):
+            for index, known in enumerate(self.state_labels):
+                if known == label:
+                    return index
+            if self.state_table is None:
+                raise KeyError(f"no state is labelled {label!r}")
+        if self.state_table is None:
+            raise KeyError(f"{label!r}: this world has neither labels nor state table")
+        row = torch.as_tensor(label, dtype=torch.int64, device=self.state_table.device)
+        if row.shape != self.state_table.shape[1:]:
+            raise KeyError(
+                f"state {label!r} does not have the state width "
+                f"{self.state_table.shape[1]}"
+            )
+        hits = torch.nonzero((self.state_table == row).all(dim=1)).flatten()
+        if hits.numel() == 0:
+            raise KeyError(f"no state has the encoding {row.tolist()}")
+        return int(hits[0])
+
+    def validate(self, atol: float = 1e-6) -> None:
+        """Check shapes and the conventions of the module docstring.
+
+        Parameters
+        ----------
+        atol
+            Tolerance on the probability sums.
+
+        Raises
+        ------
+        ValueError
+            On the first violated convention, naming the state (and joint action).
+        """
+        num_states, num_agents = self.num_states, len(self.agents)
+        counts = self.action_counts
+        joint_count = 1
+        for count in counts:
+            joint_count *= count
+        expected = {
+            "action_mask": (num_states, num_agents, max(counts, default=0)),
+            "successors": (num_states, joint_count, self.successors.shape[2]),
+            "probabilities": tuple(self.successors.shape),
+            "goal_membership": (self.num_humans, self.max_goals, num_states),
+            "goal_weights": (self.num_humans, self.max_goals),
+        }
+        if self.height is not None:
+            expected["height"] = (num_states,)
+        if self.durations is not None:
+            expected["durations"] = tuple(self.successors.shape)
+        for name, shape in expected.items():
+            actual = tuple(getattr(self, name).shape)
+            if actual != shape:
+                raise ValueError(f"{name} has shape {actual}, expected {shape}")
+        if len(self.action_names) != num_agents or len(self.rest_action) != num_agents:
+            raise ValueError("action_names and rest_action need one entry per agent")
+        for index in (*self.humans, *self.robots):
+            if not 0 <= index < num_agents:
+                raise ValueError(f"agent index {index} is outside 0..{num_agents - 1}")
+        if set(self.humans) & set(self.robots):
+            raise ValueError("an agent cannot be both a human and a robot")
+        if len(self.goal_names) != self.num_humans:
+            raise ValueError("goal_names needs one entry per human")
+        if not 0 <= self.initial_state < num_states:
+            raise ValueError(f"initial_state {self.initial_state} is not a state id")
+        if self.state_labels is not None and len(self.state_labels) != num_states:
+            raise ValueError("state_labels needs one label per state")
+        succ, prob = self.successors, self.probabilities
+        if bool(((succ < 0) | (succ >= num_states)).any()):
+            bad = torch.nonzero((succ < 0) | (succ >= num_states))[0]
+            raise ValueError(f"state {self._name(bad[0])}: successor id out of range")
+        if bool((prob < -atol).any()):
+            bad = torch.nonzero(prob < -atol)[0]
+            raise ValueError(f"state {self._name(bad[0])}: negative probability")
+        for agent, count in enumerate(counts):
+            if bool(self.action_mask[:, agent, count:].any()):
+                raise ValueError(
+                    f"action_mask allows padded actions of agent {self.agents[agent]!r}"
+                )
+        joint_allowed = self.joint_action_mask()
+        sums = prob.sum(dim=2)
+        live = ~self.terminal
+        no_action = live & ~self.action_mask.any(dim=2).all(dim=1)
+        if bool(no_action.any()):
+            state = int(torch.nonzero(no_action)[0])
+            raise ValueError(
+                f"non-terminal state {self._name(state)} leaves some agent no action"
+            )
+        bad_sum = live[:, None] & joint_allowed & ((sums - 1).abs() > atol)
+        if bool(bad_sum.any()):
+            state, joint = torch.nonzero(bad_sum)[0].tolist()
+            raise ValueError(
+                f"state {self._name(state)}, joint action {joint}: probabilities sum "
+                f"to {float(sums[state, joint]):.9g}, not 1"
+            )
+        stray = (~(live[:, None] & joint_allowed)) & (sums.abs() > atol)
+        if bool(stray.any()):
+            state, joint = torch.nonzero(stray)[0].tolist()
+            raise ValueError(
+                f"state {self._name(state)}, joint action {joint}: a terminal state or "
+                "masked joint action has positive probability"
+            )
+        if bool(self.action_mask[self.terminal].any()):
+            state = int(torch.nonzero(self.terminal & self.action_mask.any((1, 2)))[0])
+            raise ValueError(f"terminal state {self._name(state)} allows actions")
+        goal_mask = self.goal_weights > 0
+        if bool((self.goal_weights < 0).any()):
+            raise ValueError("goal_weights must be non-negative")
+        if bool((self.goal_membership & ~goal_mask[:, :, None]).any()):
+            raise ValueError("a padded goal (weight 0) has member states")
+        for human, names in enumerate(self.goal_names):
+            if int(goal_mask[human].sum()) != len(names):
+                raise ValueError(
+                    f"human {self.agents[self.humans[human]]!r} has {len(names)} goal "
+                    f"names but {int(goal_mask[human].sum())} goals of positive weight"
+                )
+        if self.height is not None:
+            reference = compute_height(succ, prob)
+            if reference is None or not torch.equal(reference, self.height):
+                raise ValueError("height does not match the successor structure")
+
+    def _name(self, state: int | Tensor) -> str:
+        """Human-readable name of a state id for error messages."""
+        state = int(state)
+        if self.state_labels is not None:
+            return f"{state} ({self.state_labels[state]!r})"
+        if self.state_table is not None:
+            return f"{state} ({self.state_table[state].tolist()})"
+        return str(state)
+
+
+def compute_height(
+    successors: Int64[Tensor, "state joint k"],
+    probabilities: Float[Tensor, "state joint k"],
+) -> Int64[Tensor, " state"] | None:
+    """Topological height of every state, or ``None`` if the world is cyclic.
+
+    ``height[s]`` is 0 for states without positive-probability successors (terminal
+    states) and ``1 + max`` over the successors otherwise. Computed by Kahn's
+    algorithm on the reversed graph, one whole level per step.
+
+    Parameters
+    ----------
+    successors, probabilities
+        The ``[state, joint, k]`` tensors of a :class:`CompiledWorld`.
+
+    Returns
+    -------
+    Tensor or None
+        ``[state]`` heights, or ``None`` if some state lies on or above a cycle.
+    """
+    num_states = successors.shape[0]
+    device = successors.device
+    sources = torch.arange(num_states, device=device)[:, None, None].expand_as(
+        successors
+    )
+    positive = probabilities > 0
+    edges = torch.unique(sources[positive] * num_states + successors[positive])
+    src = torch.div(edges, num_states, rounding_mode="floor")
+    dst = edges % num_states
+    remaining = torch.bincount(src, minlength=num_states)
+    order = torch.argsort(dst, stable=True)
+    src_by_dst = src[order]
+    starts = torch.zeros(num_states + 1, dtype=torch.int64, device=device)
+    starts[1:] = torch.cumsum(torch.bincount(dst, minlength=num_states), dim=0)
+    height = torch.full((num_states,), -1, dtype=torch.int64, device=device)
+    frontier = torch.nonzero(remaining == 0).flatten()
+    level = 0
+    while frontier.numel() > 0:
+        height[frontier] = level
+        begin, end = starts[frontier], starts[frontier + 1]
+        sizes = end - begin
+        offsets = torch.repeat_interleave(begin - torch.cumsum(sizes, 0) + sizes, sizes)
+        positions = offsets + torch.arange(int(sizes.sum()), device=device)
+        parents = src_by_dst[positions]
+        remaining -= torch.bincount(parents, minlength=num_states)
+        candidates = torch.unique(parents)
+        frontier = candidates[remaining[candidates] == 0]
+        level += 1
+    if bool((height < 0).any()):
+        return None
+    return height

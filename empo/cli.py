@@ -1,0 +1,281 @@
+"""Command line: ``python -m empo [run|defaults|sweep] ...``.
+
+With no arguments the default experiment runs (:data:`DEFAULT_PARAMETERS`: the world
+:data:`~empo.parameters.DEFAULT_WORLD`, exact solver) and a one-screen summary is
+printed. Bad input ends with one message on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterator, Sequence, TextIO
+
+import yaml
+
+from empo.parameters import ParameterError, Parameters
+from empo.run import RunResult, run_experiment
+from empo.utils.wandb_logging import WandbMode
+
+DEFAULT_PARAMETERS = Parameters()
+"""The embedded default experiment of ``python -m empo``."""
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
+
+
+def _sweep_module() -> ModuleType | None:
+    try:
+        return importlib.import_module("empo.utils.sweep_cli")
+    except ImportError:
+        return None
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse ``--set KEY=VALUE``; the value is read as a YAML scalar or flow value.
+
+    Parameters
+    ----------
+    text
+        E.g. ``"theory.beta_r=10"``, ``"world=key_door"``, ``"theory.beta_h=.inf"``.
+
+    Raises
+    ------
+    ParameterError
+        If there is no ``=``, the key is empty or the value is not valid YAML.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ParameterError(
+            f"--set {text!r}: expected KEY=VALUE, e.g. --set theory.beta_r=10"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        detail = " ".join(str(error).split())
+        raise ParameterError(f"--set {text!r}: value is not valid YAML: {detail}")
+    return key, value
+
+
+def _default_wandb_mode() -> str:
+    """``$WANDB_MODE`` when it names a mode of :class:`WandbMode`, else offline."""
+    mode = os.environ.get("WANDB_MODE", "")
+    allowed = [m.value for m in WandbMode]
+    return mode if mode in allowed else WandbMode.OFFLINE.value
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="parameter file (.yaml/.yml/.json); omitted keys keep their defaults",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one parameter by dotted path, value parsed as YAML "
+        "(repeatable), e.g. --set theory.beta_r=10 --set seed=3",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device: cpu (default), cuda, cuda:1, or auto (cuda if available)",
+    )
+    parser.add_argument(
+        "--wandb",
+        choices=[m.value for m in WandbMode],
+        default=_default_wandb_mode(),
+        help="Weights & Biases mode: offline (default; no network, sync later), "
+        "online, or disabled (default: $WANDB_MODE if set)",
+    )
+    parser.add_argument("--wandb-group", help="W&B group of the run")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("runs"),
+        help="parent directory of run directories (default: runs)",
+    )
+    parser.add_argument(
+        "--run-name",
+        help="run directory name (default: <world>-<UTC time>-<hash>; a suffix is "
+        "added if it exists)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m empo``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m empo",
+        description="Robot policies that softly maximise aggregate human power. "
+        "Without a command, runs the default experiment and prints a summary.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = subparsers.add_parser(
+        "run",
+        help="run one experiment",
+        description="Run one experiment: build the world, solve both phases, "
+        "evaluate, and write a run directory.",
+    )
+    _add_run_options(run)
+    subparsers.add_parser(
+        "defaults",
+        help="print the default parameters as YAML",
+        description="Print the default parameters as YAML (a template for --config).",
+    )
+    sweep = _sweep_module()
+    if sweep is not None:
+        sweep.add_sweep_parser(subparsers)
+    return parser
+
+
+def _resolve_device(name: str) -> str:
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _parameters(args: argparse.Namespace) -> Parameters:
+    params = Parameters.load(args.config) if args.config else DEFAULT_PARAMETERS
+    overrides = dict(parse_assignment(text) for text in args.overrides)
+    return params.with_overrides(overrides) if overrides else params
+
+
+def _format_number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def format_summary(result: RunResult) -> str:
+    """One screen about a run: robot behaviour, human power, ``V_r(s_0)``, files.
+
+    Parameters
+    ----------
+    result
+        A completed run.
+    """
+    p = result.params
+    m = result.metrics
+    lines = [
+        f"empo run: world {p.world.name.value}, solver {p.solver.value}, "
+        f"seed {p.seed} ({result.duration_s:.2f} s)",
+    ]
+    if "num_states" in m:
+        lines.append(f"  states: {m['num_states']}")
+    evaluation = result.evaluation
+    if evaluation is not None:
+        lines.append("Robot policy at the initial state:")
+        ranked = sorted(evaluation.robot_policy_s0.items(), key=lambda kv: -kv[1])
+        for action, prob in ranked[:8]:
+            lines.append(f"  {action:<24} {prob:6.3f}")
+        lines.append("Most likely trajectory:")
+        labels = evaluation.trajectory_labels
+        for t, actions in enumerate(evaluation.trajectory_actions[:12]):
+            acted = ", ".join(f"{a}: {n}" for a, n in actions.items())
+            lines.append(f"  {t:>3} {labels[t]:<28} -> {acted}")
+        if len(evaluation.trajectory_actions) > 12:
+            lines.append(f"  ... ({len(evaluation.trajectory_actions)} steps)")
+        lines.append(f"  end {labels[-1]}")
+        lines.append("Human power W_h [bits] (start -> end of the trajectory):")
+        for name in evaluation.humans:
+            start = _format_number(m[f"w_h/{name}/s0"])
+            end = _format_number(m[f"w_h/{name}/final"])
+            lines.append(f"  {name:<24} {start} -> {end}")
+        lines.append(f"V_r(s_0) = {_format_number(evaluation.v_r_s0)}")
+    for key in sorted(k for k in m if k.startswith("comparison/"))[:6]:
+        lines.append(f"  {key} = {_format_number(m[key])}")
+    lines.append(f"Run directory: {result.run_dir}")
+    wandb_dirs = sorted((result.run_dir / "wandb").glob("offline-run-*"))
+    if wandb_dirs:
+        lines.append(f"W&B offline run (upload: wandb sync {wandb_dirs[-1]})")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    params = _parameters(args)
+    result = run_experiment(
+        params,
+        device=_resolve_device(args.device),
+        output_dir=args.output_dir,
+        run_name=args.run_name,
+        wandb_mode=args.wandb,
+        wandb_group=args.wandb_group,
+        progress=not args.no_progress,
+    )
+    print(format_summary(result), file=out)
+    return 0
+
+
+@contextlib.contextmanager
+def _console_logging() -> Iterator[None]:
+    """Warnings (without tracebacks) on stderr; torchrl's INFO lines silenced."""
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    console.setFormatter(logging.Formatter("empo: %(levelname)s: %(message)s"))
+    console.addFilter(lambda record: record.exc_info is None)
+    root = logging.getLogger()
+    root.addHandler(console)
+    torchrl_log = logging.getLogger("torchrl")
+    torchrl_level = torchrl_log.level
+    torchrl_log.setLevel(logging.WARNING)
+    added = "RL_LOGGING_LEVEL" not in os.environ
+    if added:  # torchrl reads it when first imported (lazily, by the learned solver)
+        os.environ["RL_LOGGING_LEVEL"] = "WARNING"
+    try:
+        yield
+    finally:
+        root.removeHandler(console)
+        torchrl_log.setLevel(torchrl_level)
+        if added:
+            os.environ.pop("RL_LOGGING_LEVEL", None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m empo``; returns the exit status.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name (default: ``sys.argv[1:]``).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    with _console_logging():
+        return _dispatch(parser, args)
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run the chosen command, turning errors into one line and an exit status."""
+    try:
+        if args.command == "defaults":
+            print(yaml.safe_dump(Parameters().to_dict(), sort_keys=False), end="")
+            return 0
+        if args.command == "sweep":
+            return int(_sweep_module().run_sweep_command(args))  # type: ignore[union-attr]
+        if args.command is None:
+            args = parser.parse_args(["run"])
+        return _run(args, sys.stdout)
+    except (ParameterError, NotImplementedError) as error:
+        print(f"empo: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as error:
+        notes = " ".join(getattr(error, "__notes__", []))
+        print(
+            f"empo: run failed: {type(error).__name__}: {error} {notes}".rstrip(),
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILED

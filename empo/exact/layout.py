@@ -1,0 +1,169 @@
+"""Tensor layout shared by both exact phases.
+
+The compiled world orders joint actions by agent (mixed radix over ``world.agents``).
+The solver works in a *canonical* order instead: the humans (in ``world.humans``
+order) first, then the robots' joint action ``a_r`` (mixed radix over
+``world.robots``) as one last axis. A joint-action permutation, applied to each chunk
+of states as it is gathered, maps one order to the other. With this order the
+expected successor value of a chunk reshapes, without copying, into
+``[L, n_h1, ..., n_hH, A_r, C]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Bool, Float, Int64
+from torch import Tensor
+
+from empo.theory import joint_action_distribution
+from empo.worlds.compiled import CompiledWorld
+
+
+@dataclass
+class Layout:
+    """Canonical shapes, masks and gathers of one compiled world.
+
+    Parameters
+    ----------
+    world
+        The compiled world (on the solver's device and dtype).
+    """
+
+    world: CompiledWorld
+
+    def __post_init__(self) -> None:
+        world = self.world
+        counts = world.action_counts
+        self.device = world.probabilities.device
+        self.dtype = world.probabilities.dtype
+        self.human_sizes = tuple(counts[h] for h in world.humans)
+        self.robot_sizes = tuple(counts[r] for r in world.robots)
+        self.num_humans = len(world.humans)
+        self.num_goals = world.max_goals
+        self.max_human_actions = max(self.human_sizes)
+        self.num_robot_actions = math.prod(self.robot_sizes)
+        self.num_human_joint = math.prod(self.human_sizes)
+        order = (*world.humans, *world.robots)
+        strides = [math.prod(counts[i + 1 :]) for i in range(len(counts))]
+        canonical = torch.arange(world.num_joint_actions, device=self.device)
+        perm = torch.zeros_like(canonical)
+        rest = canonical
+        for agent in reversed(order):
+            perm += (rest % counts[agent]) * strides[agent]
+            rest = torch.div(rest, counts[agent], rounding_mode="floor")
+        self.perm: Int64[Tensor, " joint"] | None = (
+            None if torch.equal(perm, canonical) else perm
+        )
+        member = world.goal_membership.permute(2, 0, 1)
+        self.member: Bool[Tensor, "state human goal"] = member
+        self.member_float: Float[Tensor, "state human goal"] = member.to(self.dtype)
+        self.goal_mask: Bool[Tensor, "human goal"] = world.goal_weights > 0
+        self.all_goals_real = bool(self.goal_mask.all())
+        weights = world.goal_weights
+        self.goal_weights: Float[Tensor, "human goal"] = weights
+        self.goal_weights_normalized = weights / weights.sum(-1, keepdim=True)
+        self.rest_action: Int64[Tensor, " human"] = torch.tensor(
+            [
+                -1 if world.rest_action[h] is None else world.rest_action[h]
+                for h in world.humans
+            ],
+            device=self.device,
+        )
+
+    def transitions(
+        self, ids: Int64[Tensor, " chunk"]
+    ) -> tuple[Int64[Tensor, "chunk joint k"], Float[Tensor, "chunk joint k"]]:
+        """Successors and probabilities of ``ids`` in canonical joint order."""
+        succ = self.world.successors[ids]
+        prob = self.world.probabilities[ids]
+        if self.perm is not None:
+            succ, prob = succ[:, self.perm], prob[:, self.perm]
+        return succ, prob
+
+    def human_mask(
+        self, ids: Int64[Tensor, " chunk"]
+    ) -> Bool[Tensor, "chunk human action"]:
+        """Allowed human actions, padded to the largest human action count."""
+        return self.world.action_mask[ids][
+            :, list(self.world.humans), : self.max_human_actions
+        ]
+
+    def robot_mask(
+        self, ids: Int64[Tensor, " chunk"]
+    ) -> Bool[Tensor, "chunk robot_joint"]:
+        """Allowed robot joint actions (all robots' parts allowed)."""
+        if not self.world.robots:
+            return torch.ones(len(ids), 1, dtype=torch.bool, device=self.device)
+        masks = self.world.action_mask[ids]
+        parts = [
+            masks[:, r, :n].to(self.dtype)
+            for r, n in zip(self.world.robots, self.robot_sizes)
+        ]
+        return joint_action_distribution(parts) > 0
+
+    @staticmethod
+    def expected(
+        table: Float[Tensor, "state column"],
+        succ: Int64[Tensor, "chunk joint k"],
+        prob: Float[Tensor, "chunk joint k"],
+    ) -> Float[Tensor, "chunk joint column"]:
+        """``sum_k P(s'_k | s, a) table[s'_k]`` for every joint action of a chunk.
+
+        ``table`` must be finite (padding entries have probability 0). Outcomes
+        ``k >= 1`` are gathered only where their probability is positive, which
+        saves most of the memory traffic when few joint actions are stochastic.
+        """
+        columns = table.shape[1]
+        out = torch.index_select(table, 0, succ[:, :, 0].reshape(-1))
+        out.mul_(prob[:, :, 0].reshape(-1, 1))
+        for k in range(1, succ.shape[2]):
+            p_k = prob[:, :, k].reshape(-1)
+            live = torch.nonzero(p_k > 0).flatten()
+            if live.numel() == 0:
+                continue
+            rows = torch.index_select(table, 0, succ[:, :, k].reshape(-1)[live])
+            out.index_add_(0, live, rows.mul_(p_k[live, None]))
+        out = out.view(succ.shape[0], succ.shape[1], columns)
+        return out
+
+    def contract_humans(
+        self,
+        values: Float[Tensor, "chunk *humans rest"],
+        marginals: Float[Tensor, "chunk human action"],
+    ) -> Float[Tensor, "chunk rest"]:
+        """Expectation over every human's action under independent ``marginals``."""
+        for index, size in enumerate(self.human_sizes):
+            shape = (values.shape[0], size) + (1,) * (values.ndim - 2)
+            values = (values * marginals[:, index, :size].reshape(shape)).sum(1)
+        return values
+
+    def others_first(
+        self, values: Float[Tensor, "chunk *humans goal"], human: int
+    ) -> Float[Tensor, "chunk action others goal"]:
+        """Move human ``human``'s axis first and flatten the other humans' axes."""
+        moved = values.movedim(1 + human, 1)
+        return moved.reshape(
+            values.shape[0], self.human_sizes[human], -1, values.shape[-1]
+        )
+
+    def others_marginal(
+        self, marginals: Float[Tensor, "chunk human action"], human: int
+    ) -> Float[Tensor, "chunk others"]:
+        """Joint distribution of the other humans under independent marginals."""
+        parts = [
+            marginals[:, j, :n] for j, n in enumerate(self.human_sizes) if j != human
+        ]
+        if not parts:
+            return torch.ones(
+                marginals.shape[0], 1, dtype=self.dtype, device=self.device
+            )
+        return joint_action_distribution(parts)
+
+    def chunks(
+        self, ids: Int64[Tensor, " n"], chunk_size: int
+    ) -> tuple[Int64[Tensor, " chunk"], ...]:
+        """Split ``ids`` into chunks of at most ``chunk_size`` states."""
+        return torch.split(ids, chunk_size)

@@ -1,0 +1,197 @@
+"""Phase 2: robot policy and power metric, eqs. (4)-(9), by backward induction.
+
+At each chunk of states, in the order of THEORY.md: ``Q_r`` (4) from the gathered
+``V_r`` of the successors and the humans' goal-marginal policies ``pi_bar_h``;
+``pi_r`` (5); ``V^e_h`` (6) from ``pi_h`` of ``h``, ``pi_bar`` of the other humans and
+``pi_r``; ``X_h`` (7); ``U_r`` (8); ``V_r`` (9).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int64
+from torch import Tensor
+
+from empo.exact.layout import Layout
+from empo.parameters.theory import TheoryParameters
+from empo.theory import (
+    goal_backup,
+    power_x,
+    robot_policy,
+    robot_utility,
+    robot_value,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Phase2Result:
+    """Tensors of phase 2 (zeros at terminal states except ``v_r``)."""
+
+    q_r: Float[Tensor, "state robot_action"]
+    pi_r: Float[Tensor, "state robot_action"]
+    v_e: Float[Tensor, "state human goal"]
+    x_h: Float[Tensor, "state human"]
+    u_r: Float[Tensor, " state"]
+    v_r: Float[Tensor, " state"]
+    converged: bool
+    iterations: int
+
+
+def goal_marginal_policy(
+    layout: Layout, pi_h: Float[Tensor, "state human goal action"]
+) -> Float[Tensor, "state human action"]:
+    """``pi_bar_h(s) = sum_g w~_h(g) pi_h(s, g)`` with normalised goal weights."""
+    return torch.einsum("shga,hg->sha", pi_h, layout.goal_weights_normalized)
+
+
+def phase2_chunk(
+    layout: Layout,
+    theory: TheoryParameters,
+    pi_h: Float[Tensor, "state human goal action"],
+    pi_bar: Float[Tensor, "state human action"],
+    table_e: Float[Tensor, "state human_goal"],
+    table_r: Float[Tensor, " state"],
+    ids: Int64[Tensor, " chunk"],
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(Q_r, pi_r, V^e_h, X_h, U_r, V_r)`` of the states ``ids``, eqs. (4)-(9).
+
+    Parameters
+    ----------
+    layout
+        The world's canonical layout.
+    theory
+        Theory parameters.
+    pi_h, pi_bar
+        Phase-1 policies and their goal marginals.
+    table_e
+        ``[state, human * goal]`` successor targets of ``V^e_h``.
+    table_r
+        ``[state]`` successor values ``V_r`` (may be ``-inf``).
+    ids
+        Non-terminal state ids.
+    """
+    L, H, G = len(ids), layout.num_humans, layout.num_goals
+    A_r = layout.num_robot_actions
+    succ, prob = layout.transitions(ids)
+    successor_v_r = torch.index_select(table_r, 0, succ.reshape(-1)).view(succ.shape)
+    zero = torch.zeros((), dtype=prob.dtype, device=prob.device)
+    expected_r = torch.where(prob > 0, prob * successor_v_r, zero).sum(-1)
+    marginals = pi_bar[ids]
+    expected_r = layout.contract_humans(
+        expected_r.view(L, *layout.human_sizes, A_r), marginals
+    )
+    robot_mask = layout.robot_mask(ids)
+    if theory.gamma_r > 0:
+        q_r = theory.gamma_r * expected_r
+    else:
+        q_r = torch.zeros_like(expected_r)
+    pi_r = robot_policy(
+        q_r,
+        theory.beta_r,
+        robot_mask,
+        eps_q=theory.eps_q,
+        kind=theory.robot_policy.value,
+    )
+    q_r = q_r.masked_fill(~robot_mask, 0.0)
+    expected = layout.expected(table_e, succ, prob).view(
+        L, layout.num_human_joint, A_r, H * G
+    )
+    after_robot = torch.matmul(pi_r[:, None, None, :], expected)
+    after_robot = after_robot.view(L, *layout.human_sizes, H, G)
+    v_e = torch.zeros(L, H, G, dtype=prob.dtype, device=prob.device)
+    own = pi_h[ids]
+    for human, size in enumerate(layout.human_sizes):
+        values = layout.others_first(after_robot[..., human, :], human)
+        others = layout.others_marginal(marginals, human)
+        per_action = torch.einsum("lajg,lj->lag", values, others)
+        v_e[:, human] = torch.einsum("lag,lga->lg", per_action, own[:, human, :, :size])
+    x_h = power_x(v_e, layout.goal_weights, theory.zeta)
+    u_r = robot_utility(x_h, theory.xi, theory.eta, theory.eps_x)
+    v_r = robot_value(u_r, pi_r, q_r)
+    return q_r, pi_r, v_e, x_h, u_r, v_r
+
+
+def solve_phase2(
+    layout: Layout,
+    theory: TheoryParameters,
+    pi_h: Float[Tensor, "state human goal action"],
+    *,
+    chunk_size: int,
+    tolerance: float,
+    max_iterations: int,
+) -> Phase2Result:
+    """Solve eqs. (4)-(9) for all states given the phase-1 policies ``pi_h``.
+
+    Acyclic worlds are solved level by level; cyclic worlds by synchronous value
+    iteration of ``(V_r, V^e_h)`` until ``max |Delta V^e| <= tolerance`` and
+    ``max |Delta V_r| <= tolerance * max(1, |V_r|)``, or ``max_iterations``.
+    """
+    world = layout.world
+    S, H, G, A_r = (
+        world.num_states,
+        layout.num_humans,
+        layout.num_goals,
+        layout.num_robot_actions,
+    )
+    options = dict(dtype=layout.dtype, device=layout.device)
+    q_r = torch.zeros(S, A_r, **options)
+    pi_r = torch.zeros(S, A_r, **options)
+    v_e = torch.zeros(S, H, G, **options)
+    x_h = torch.zeros(S, H, **options)
+    u_r = torch.zeros(S, **options)
+    v_r = torch.full((S,), theory.terminal_v_r, **options)
+    pi_bar = goal_marginal_policy(layout, pi_h)
+    table_e = layout.member_float.flatten(1).clone()
+    gamma = theory.gamma_h
+
+    def run(
+        ids: Tensor, table_e: Tensor, table_r: Tensor, out_v_e: Tensor, out_v_r: Tensor
+    ) -> None:
+        q, p, e, x, u, v = phase2_chunk(
+            layout, theory, pi_h, pi_bar, table_e, table_r, ids
+        )
+        q_r[ids], pi_r[ids], out_v_e[ids], x_h[ids], u_r[ids], out_v_r[ids] = (
+            q,
+            p,
+            e,
+            x,
+            u,
+            v,
+        )
+
+    if world.height is not None:
+        for level in world.levels():
+            for ids in layout.chunks(level, chunk_size):
+                run(ids, table_e, v_r, v_e, v_r)
+                table_e[ids] = goal_backup(layout.member[ids], v_e[ids], gamma).flatten(
+                    1
+                )
+        return Phase2Result(q_r, pi_r, v_e, x_h, u_r, v_r, True, 1)
+    live = torch.nonzero(~world.terminal).flatten()
+    chunks = layout.chunks(live, chunk_size)
+    for iteration in range(1, max_iterations + 1):
+        new_v_e, new_v_r = torch.zeros_like(v_e), v_r.clone()
+        for ids in chunks:
+            run(ids, table_e, v_r, new_v_e, new_v_r)
+        delta_e = float((new_v_e - v_e).abs().max())
+        scale = torch.maximum(new_v_r.abs(), torch.ones_like(new_v_r))
+        change_r = torch.where(
+            new_v_r == v_r, torch.zeros_like(v_r), (new_v_r - v_r).abs() / scale
+        )
+        delta_r = float(change_r.nan_to_num(nan=0.0, posinf=1.0).max())
+        v_e, v_r = new_v_e, new_v_r
+        table_e = goal_backup(layout.member, v_e, gamma).flatten(1)
+        logger.debug(
+            "phase 2 iteration %d: max |ΔV^e| = %.3e, relative |ΔV_r| = %.3e",
+            iteration,
+            delta_e,
+            delta_r,
+        )
+        if delta_e <= tolerance and delta_r <= tolerance:
+            return Phase2Result(q_r, pi_r, v_e, x_h, u_r, v_r, True, iteration)
+    return Phase2Result(q_r, pi_r, v_e, x_h, u_r, v_r, False, max_iterations)

@@ -1,0 +1,345 @@
+"""Loss modules of the two phases (TorchRL ``LossModule`` subclasses).
+
+Both losses bootstrap from target networks (``target_<name>_params``, updated by
+:class:`torchrl.objectives.SoftUpdate`) and compute their targets from the world
+model's explicit transitions at each sampled state ``s``:
+
+* ``expected`` targets average over *all* successors with their probabilities (the
+  exact expectation over ``s'``), so the only noise is which states are in the batch;
+* ``sampled`` targets draw one successor per (state, joint action) from the world
+  model, as a model-free learner would see it, and rely on averaging over updates.
+
+Actions are never sampled inside a target: every policy involved (``π_h`` from the
+network through eq. (2), ``μ_-h``, ``π_r`` through eq. (5)) is known at ``s``, so the
+targets take the exact expectation over joint actions. This is the expected-SARSA
+form of THEORY.md with the expectation made exact, and the reason the minimum over
+robot actions of eq. (1) can be taken explicitly.
+
+All equations go through :mod:`empo.theory`.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int64
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import TensorDictModule, TensorDictParams
+from torch import Tensor
+from torchrl.objectives import LossModule
+
+from empo import theory
+from empo.learning.model import TransitionModel
+from empo.parameters.theory import TheoryParameters
+
+__all__ = ["Phase1Loss", "Phase2Loss", "X_FLOOR"]
+
+X_FLOOR = 1e-8
+"""Floor on ``X_h`` inside training targets so that a network still near its random
+initialisation cannot produce ``U_r = -inf`` (eq. 8); it is far below any ``X_h`` of a
+human who can reach a goal."""
+
+
+class Phase1Loss(LossModule):
+    """Expected-SARSA loss of phase 1 (eqs. 1–3) on the joint-action head.
+
+    The target of ``z(s, g, j)`` is ``Σ_{s'} P(s'|s,j) goal_backup(s' ∈ g,
+    V^m_h(s', g))`` with ``V^m_h`` from the target network through eq. (1) (explicit
+    minimum over robot actions), eq. (2) (:func:`empo.theory.human_policy`, with
+    ``ν_h``, the uniform ``π⁰_h`` and the rest-action convention) and eq. (3).
+
+    Potential-based shaping: with a potential ``Φ(s, g)`` the network outputs
+    ``z(s, g, ·) − Φ(s, g)``. Its regression target is then the original one minus
+    ``Φ(s, g)``, which is the shaped target with reward
+    ``γ_h 1[s'∉g] Φ(s', g) − Φ(s, g)``; adding ``Φ`` back gives the unshaped values, so
+    the fixed point is unchanged (THEORY.md, phase 1).
+
+    Parameters
+    ----------
+    network
+        The joint-action head (:func:`empo.learning.modules.joint_backup_module`).
+    model
+        The batched world model.
+    theory_params
+        ``β_h``, ``γ_h``, ``ν_h``.
+    sampled
+        Sampled instead of expected targets.
+    potential
+        ``[state, human, goal]`` shaping potential, or ``None``.
+    generator
+        Random generator for sampled successors.
+    """
+
+    z_network: TensorDictModule
+    z_network_params: TensorDictParams
+    target_z_network_params: TensorDictParams
+
+    def __init__(
+        self,
+        network: TensorDictModule,
+        model: TransitionModel,
+        theory_params: TheoryParameters,
+        sampled: bool = False,
+        potential: Float[Tensor, "state human goal"] | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.convert_to_functional(network, "z_network", create_target_params=True)
+        self.model = model
+        self.theory_params = theory_params
+        self.sampled = sampled
+        self.potential = potential
+        self.generator = generator
+        self.humans = torch.arange(model.num_humans, device=model.device)
+        self.goals = torch.arange(model.num_goals, device=model.device)
+
+    def joint_backups(
+        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> Float[Tensor, "batch human goal joint"]:
+        """``z(s, g, ·)`` for every human and goal, shaping potential added back."""
+        with params.to_module(self.z_network):
+            z = self.z_network.module(
+                states[:, None, None], self.humans[None, :, None], self.goals[None]
+            )
+        if self.potential is not None:
+            z = z + self.potential[states][..., None]
+        return z
+
+    def phase1_values(
+        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> dict[str, Tensor]:
+        """``q_m``, ``pi_h`` and ``v_m`` (eqs. 1–3) at ``states`` for all goals.
+
+        Returns
+        -------
+        dict
+            ``q_m`` and ``pi_h`` of shape ``[batch, human, goal, action]`` and
+            ``v_m`` of shape ``[batch, human, goal]`` (0 at terminal states).
+        """
+        model = self.model
+        z = self.joint_backups(params, states)
+        q_m = torch.stack(
+            [
+                model.cautious_q(z[:, h], h, states[:, None])
+                for h in range(len(model.humans))
+            ],
+            dim=1,
+        )
+        mask = model.human_mask(states)[:, :, None, :]
+        q_m = q_m * mask
+        reached = model.in_goal(states)
+        tp = self.theory_params
+        pi_h = theory.human_policy(
+            q_m,
+            tp.beta_h,
+            mask,
+            nu_h=tp.nu_h,
+            reached=reached,
+            rest_action=model.rest_action[None, :, None],
+        )
+        v_m = theory.human_value(pi_h, q_m)
+        alive = ~model.terminal[states]
+        v_m = v_m * alive[:, None, None]
+        return {"q_m": q_m, "pi_h": pi_h, "v_m": v_m}
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        """Loss ``loss_z``: mean squared error of ``z`` over allowed joint actions."""
+        model = self.model
+        states = tensordict.get("state")
+        succ, prob = model.successors_of(states, self.sampled, self.generator)
+        unique, inverse = torch.unique(succ, return_inverse=True)
+        with torch.no_grad():
+            v_next = self.phase1_values(self.target_z_network_params, unique)["v_m"]
+            backup = theory.goal_backup(
+                model.in_goal(succ), v_next[inverse], self.theory_params.gamma_h
+            )
+            target = (prob[..., None, None] * backup).sum(2).permute(0, 2, 3, 1)
+            if self.potential is not None:
+                target = target - self.potential[states][..., None]
+        with self.z_network_params.to_module(self.z_network):
+            pred = self.z_network.module(
+                states[:, None, None], self.humans[None, :, None], self.goals[None]
+            )
+        weight = (
+            model.joint_mask[states][:, None, None, :]
+            & model.goal_mask[None, :, :, None]
+            & ~model.terminal[states][:, None, None, None]
+        ).to(pred.dtype)
+        loss = ((pred - target).pow(2) * weight).sum() / weight.sum().clamp_min(1.0)
+        return TensorDict({"loss_z": loss}, batch_size=[])
+
+
+class Phase2Loss(LossModule):
+    """Loss of phase 2: ``V^e_h`` by target (13) and ``Q_r`` by target (12).
+
+    With phase 1 frozen (the table ``pi_h`` of eq. (2)), the targets at a state ``s``
+    are, with ``π_r(s)`` from the target ``Q_r`` through eq. (5) at the current
+    (annealed) ``β'_r``:
+
+    * ``V^e_h(s, g)``: ``Σ_a π_h(s,g)(a_h) Π_{h'≠h} π̄_h'(s)(a_h') π_r(s)(a_r)
+      Σ_{s'} P(s'|s,a) goal_backup(s' ∈ g, V^e_h(s', g))`` (eqs. 6, 13);
+    * ``Q_r(s, a_r)``: ``γ_r Σ_{a_H} Π_h π̄_h(s)(a_h) Σ_{s'} P(s'|s,a) V_r(s')``
+      (eqs. 4, 12) with ``V_r(s') = U_r(s') + Σ π_r(s') Q_r(s')`` (eq. 9), ``U_r``
+      from eq. (8) and ``X_h`` as the exact sum over goals of eq. (7) from the
+      target ``V^e_h``; ``V_r = terminal_v_r`` at terminal states.
+
+    ``Q_r`` is regressed in ``log(-Q_r)`` (see :mod:`empo.learning.modules`).
+
+    Parameters
+    ----------
+    ve_network, qr_network
+        The ``V^e`` and ``Q_r`` networks.
+    model
+        The batched world model.
+    theory_params
+        Normative parameters.
+    pi_h
+        ``[state, human, goal, action]`` frozen phase-1 policy.
+    sampled
+        Sampled instead of expected targets.
+    generator
+        Random generator for sampled successors.
+    """
+
+    ve_network: TensorDictModule
+    ve_network_params: TensorDictParams
+    target_ve_network_params: TensorDictParams
+    qr_network: TensorDictModule
+    qr_network_params: TensorDictParams
+    target_qr_network_params: TensorDictParams
+
+    def __init__(
+        self,
+        ve_network: TensorDictModule,
+        qr_network: TensorDictModule,
+        model: TransitionModel,
+        theory_params: TheoryParameters,
+        pi_h: Float[Tensor, "state human goal action"],
+        sampled: bool = False,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.convert_to_functional(ve_network, "ve_network", create_target_params=True)
+        self.convert_to_functional(qr_network, "qr_network", create_target_params=True)
+        self.model = model
+        self.theory_params = theory_params
+        self.pi_h = pi_h
+        self.sampled = sampled
+        self.generator = generator
+        self.beta_r = float(theory_params.beta_r)
+        self.humans = torch.arange(model.num_humans, device=model.device)
+        self.goals = torch.arange(model.num_goals, device=model.device)
+
+    def goal_values(
+        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> Float[Tensor, "batch human goal"]:
+        """``V^e_h(s, g)`` for all humans and goals, in ``[0, 1]``, 0 when terminal."""
+        with params.to_module(self.ve_network):
+            v_e = self.ve_network.module(
+                states[:, None, None], self.humans[None, :, None], self.goals[None]
+            )
+        alive = ~self.model.terminal[states]
+        return v_e.clamp(0.0, 1.0) * alive[:, None, None]
+
+    def robot_q(
+        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> Float[Tensor, "batch a_r"]:
+        """``Q_r(s, ·) = -exp(log_neg_q_r)``."""
+        with params.to_module(self.qr_network):
+            return -torch.exp(self.qr_network.module(states))
+
+    def robot_values(
+        self,
+        ve_params: TensorDictParams,
+        qr_params: TensorDictParams,
+        states: Int64[Tensor, " batch"],
+        beta_r: float,
+    ) -> dict[str, Tensor]:
+        """``v_e, x_h, u_r, q_r, pi_r, v_r`` at ``states`` (eqs. 5, 7–9).
+
+        ``q_r``, ``pi_r`` and ``u_r`` are 0 at terminal states, where
+        ``v_r = terminal_v_r`` (the exact solver's layout).
+        """
+        tp = self.theory_params
+        model = self.model
+        v_e = self.goal_values(ve_params, states)
+        x_h = theory.power_x(v_e, model.goal_weights, tp.zeta)
+        u_r = theory.robot_utility(x_h.clamp_min(X_FLOOR), tp.xi, tp.eta, tp.eps_x)
+        mask = model.robot_mask(states)
+        q_r = self.robot_q(qr_params, states) * mask
+        pi_r = theory.robot_policy(
+            q_r, beta_r, mask, eps_q=tp.eps_q, kind=tp.robot_policy.value
+        )
+        terminal = model.terminal[states]
+        u_r = u_r.masked_fill(terminal, 0.0)
+        v_r = theory.robot_value(u_r, pi_r, q_r)
+        v_r = torch.where(terminal, torch.full_like(v_r, tp.terminal_v_r), v_r)
+        return {
+            "v_e": v_e,
+            "x_h": x_h,
+            "u_r": u_r,
+            "q_r": q_r,
+            "pi_r": pi_r,
+            "v_r": v_r,
+        }
+
+    def _targets(
+        self, states: Int64[Tensor, " batch"]
+    ) -> tuple[Float[Tensor, "batch human goal"], Float[Tensor, "batch a_r"]]:
+        model = self.model
+        tp = self.theory_params
+        succ, prob = model.successors_of(states, self.sampled, self.generator)
+        unique, inverse = torch.unique(succ, return_inverse=True)
+        nxt = self.robot_values(
+            self.target_ve_network_params,
+            self.target_qr_network_params,
+            unique,
+            self.beta_r,
+        )
+        mask_r = model.robot_mask(states)
+        q_here = self.robot_q(self.target_qr_network_params, states) * mask_r
+        pi_r = theory.robot_policy(
+            q_here, self.beta_r, mask_r, eps_q=tp.eps_q, kind=tp.robot_policy.value
+        )
+        pi_h = self.pi_h[states]
+        pi_bar = (model.goal_marginal[None, :, :, None] * pi_h).sum(2)
+        v_r_next = (prob * nxt["v_r"][inverse]).sum(-1)
+        marginals = {agent: pi_bar[:, h] for h, agent in enumerate(model.humans)}
+        q_target = tp.gamma_r * model.robot_marginal(v_r_next, marginals)
+        backup = theory.goal_backup(
+            model.in_goal(succ), nxt["v_e"][inverse], tp.gamma_h
+        )
+        expected = (prob[..., None, None] * backup).sum(2)
+        ve_target = []
+        for h, agent in enumerate(model.humans):
+            factors = {
+                other: pi_bar[:, k, None, :]
+                for k, other in enumerate(model.humans)
+                if other != agent
+            }
+            factors[agent] = pi_h[:, h]
+            weights = model.joint_weights(factors, pi_r[:, None, :])
+            ve_target.append((weights * expected[:, :, h].transpose(1, 2)).sum(-1))
+        return torch.stack(ve_target, dim=1), q_target
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        """Losses ``loss_v_e`` (squared error) and ``loss_q_r`` (in ``log(-Q_r)``)."""
+        model = self.model
+        states = tensordict.get("state")
+        with torch.no_grad():
+            ve_target, q_target = self._targets(states)
+        alive = ~model.terminal[states]
+        with self.ve_network_params.to_module(self.ve_network):
+            ve_pred = self.ve_network.module(
+                states[:, None, None], self.humans[None, :, None], self.goals[None]
+            )
+        ve_weight = (model.goal_mask[None] & alive[:, None, None]).to(ve_pred.dtype)
+        loss_ve = ((ve_pred - ve_target).pow(2) * ve_weight).sum()
+        loss_ve = loss_ve / ve_weight.sum().clamp_min(1.0)
+        with self.qr_network_params.to_module(self.qr_network):
+            log_pred = self.qr_network.module(states)
+        q_weight = model.robot_mask(states).to(log_pred.dtype)
+        log_target = torch.log((-q_target).clamp_min(1e-30))
+        log_target = torch.where(q_weight > 0, log_target, log_pred.detach())
+        loss_q = ((log_pred - log_target).pow(2) * q_weight).sum()
+        loss_q = loss_q / q_weight.sum().clamp_min(1.0)
+        return TensorDict({"loss_v_e": loss_ve, "loss_q_r": loss_q}, batch_size=[])

@@ -1,0 +1,217 @@
+"""Networks of the learned solver as TensorDict modules (DESIGN.md conventions).
+
+All networks read the state id (``"state"``) through a :class:`StateEncoder`:
+
+* ``"embedding"``: a learned vector per state id, i.e. the one-hot encoding of a
+  compiled world's state written as an embedding lookup (the same linear map at a
+  fraction of the cost). Exact for tabular worlds; no generalisation across states.
+* ``"features"``: the world's integer state encoding (``state_table``, e.g. a MultiGrid
+  world's time, agent cells, directions, carried objects, door states and object
+  cells), one learned vector per (column, value), concatenated over columns. States
+  that share features share parameters, so the network generalises across states.
+
+Goal-conditioned networks also read ``"human"`` and ``"goal"`` and embed the pair, so
+one network serves every human.
+
+* :func:`joint_backup_module` — phase 1. For a (state, human, goal) it outputs
+  ``z(s, g, j) = Σ_{s'} P(s'|s,j) [U_h(s',g) + γ_h 1[s'∉g] V^m_h(s',g)]`` for every
+  joint action ``j`` (key ``"z"``). ``Q^m_h(s, g, ·)`` follows from ``z`` through
+  eq. (1) with the minimum over robot actions and the expectation over ``μ_-h`` taken
+  explicitly (:meth:`empo.learning.model.TransitionModel.cautious_q`), which is why
+  the head is over joint actions rather than over ``a_h`` only: a head over ``a_h``
+  fitted to targets of robot actions chosen ε-greedily to minimise approaches the
+  minimum only as ε → 0 and only for the robot action the current estimate thinks is
+  worst, whereas the joint head makes eq. (1) exact up to the fit of ``z``. Its cost,
+  an output of size ``|A_joint|``, is small for the worlds of this project.
+* :func:`goal_value_module` — phase 2 ``V^e_h(s, g)`` (key ``"v_e"``).
+* :func:`robot_q_module` — phase 2 ``Q_r(s, ·)`` over joint robot actions, output as
+  ``log(-Q_r)`` (key ``"log_neg_q_r"``). ``Q_r < 0`` always (THEORY.md, eq. 5) and
+  spans orders of magnitude (``U_r / (1 - γ_r)``); the power-law policy (5) depends
+  only on ``log(-Q_r)``, so regressing that quantity fits exactly what the policy
+  reads, with relative rather than absolute errors.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int64
+from tensordict.nn import TensorDictModule
+from torch import Tensor, nn
+
+__all__ = [
+    "StateEncoder",
+    "GoalConditionedNet",
+    "StateNet",
+    "goal_value_module",
+    "joint_backup_module",
+    "robot_q_module",
+]
+
+
+def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = in_dim
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.SiLU()]
+        width = size
+    layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)
+
+
+class StateEncoder(nn.Module):
+    """State id -> feature vector (see the module docstring).
+
+    Parameters
+    ----------
+    num_states
+        Number of states.
+    embed_dim
+        Width of each learned vector.
+    state_table
+        ``[state, dim]`` integer state encoding for ``"features"``, or ``None`` for a
+        per-state embedding.
+    device
+        Device of the code table. The table is derived from the world, not learned,
+        so it is a plain attribute rather than a buffer: target-network updates and
+        checkpoints see only the embedding.
+    """
+
+    def __init__(
+        self,
+        num_states: int,
+        embed_dim: int,
+        state_table: Int64[Tensor, "state dim"] | None = None,
+        device: torch.device | str = "cpu",
+    ):
+        super().__init__()
+        if state_table is None:
+            codes = torch.arange(num_states)[:, None]
+            size = num_states
+        else:
+            if state_table.shape[0] != num_states:
+                raise ValueError(
+                    f"state_table has {state_table.shape[0]} rows for {num_states} states"
+                )
+            table = state_table.to(torch.long).cpu()
+            low = table.amin(0)
+            span = table.amax(0) - low + 1
+            offsets = torch.cumsum(span, 0) - span
+            codes = table - low + offsets
+            size = int(span.sum())
+        self.codes = codes.to(device)
+        self.embedding = nn.Embedding(size, embed_dim)
+        self.out_dim = embed_dim * self.codes.shape[1]
+
+    def forward(
+        self, state: Int64[Tensor, "*batch"]
+    ) -> Float[Tensor, "*batch feature"]:
+        """Concatenated learned vectors of each state's codes."""
+        return self.embedding(self.codes[state]).flatten(-2)
+
+
+class GoalConditionedNet(nn.Module):
+    """MLP over a state embedding and a (human, goal) embedding.
+
+    Parameters
+    ----------
+    encoder
+        The state encoder.
+    num_humans, num_goals
+        Table sizes (goals padded to the largest goal set).
+    out_dim
+        Output width (1 for a scalar value).
+    embed_dim, hidden
+        Goal embedding width and hidden layer widths.
+    """
+
+    def __init__(
+        self,
+        encoder: StateEncoder,
+        num_humans: int,
+        num_goals: int,
+        out_dim: int,
+        embed_dim: int,
+        hidden: tuple[int, ...],
+    ):
+        super().__init__()
+        self.num_goals = num_goals
+        self.out_dim = out_dim
+        self.encoder = encoder
+        self.goal_embedding = nn.Embedding(num_humans * num_goals, embed_dim)
+        self.body = _mlp(encoder.out_dim + embed_dim, hidden, out_dim)
+
+    def forward(
+        self,
+        state: Int64[Tensor, "*batch"],
+        human: Int64[Tensor, "*batch"],
+        goal: Int64[Tensor, "*batch"],
+    ) -> Float[Tensor, "*batch out"]:
+        """Output for each (state, human, goal) triple (broadcast together)."""
+        state, human, goal = torch.broadcast_tensors(state, human, goal)
+        features = torch.cat(
+            [
+                self.encoder(state),
+                self.goal_embedding(human * self.num_goals + goal),
+            ],
+            dim=-1,
+        )
+        out = self.body(features)
+        return out.squeeze(-1) if self.out_dim == 1 else out
+
+
+class StateNet(nn.Module):
+    """MLP over a state embedding (robot networks).
+
+    Parameters
+    ----------
+    encoder
+        The state encoder.
+    out_dim
+        Output width.
+    hidden
+        Hidden layer widths.
+    """
+
+    def __init__(self, encoder: StateEncoder, out_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.encoder = encoder
+        self.body = _mlp(encoder.out_dim, hidden, out_dim)
+
+    def forward(self, state: Int64[Tensor, "*batch"]) -> Float[Tensor, "*batch out"]:
+        """Output for each state."""
+        return self.body(self.encoder(state))
+
+
+def joint_backup_module(
+    encoder: StateEncoder,
+    num_humans: int,
+    num_goals: int,
+    num_joint: int,
+    embed_dim: int,
+    hidden: tuple[int, ...],
+) -> TensorDictModule:
+    """Phase-1 network: ``("state", "human", "goal") -> "z"`` over joint actions."""
+    net = GoalConditionedNet(
+        encoder, num_humans, num_goals, num_joint, embed_dim, hidden
+    )
+    return TensorDictModule(net, in_keys=["state", "human", "goal"], out_keys=["z"])
+
+
+def goal_value_module(
+    encoder: StateEncoder,
+    num_humans: int,
+    num_goals: int,
+    embed_dim: int,
+    hidden: tuple[int, ...],
+) -> TensorDictModule:
+    """Phase-2 network: ``("state", "human", "goal") -> "v_e"`` (eq. 6)."""
+    net = GoalConditionedNet(encoder, num_humans, num_goals, 1, embed_dim, hidden)
+    return TensorDictModule(net, in_keys=["state", "human", "goal"], out_keys=["v_e"])
+
+
+def robot_q_module(
+    encoder: StateEncoder, robot_actions: int, hidden: tuple[int, ...]
+) -> TensorDictModule:
+    """Phase-2 network: ``"state" -> "log_neg_q_r"`` with ``Q_r = -exp(·)`` (eq. 4)."""
+    net = StateNet(encoder, robot_actions, hidden)
+    return TensorDictModule(net, in_keys=["state"], out_keys=["log_neg_q_r"])

@@ -1,0 +1,169 @@
+"""Training knobs of the learned solver (the ``phase1`` and ``phase2`` blocks).
+
+These change only how fast and how well the learned solver approximates the solution
+of THEORY.md, never what the solution is ("Learning-based approximation").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar
+
+from empo.parameters.validation import (
+    Block,
+    ParameterError,
+    non_negative,
+    positive,
+    ranged,
+    unit_interval,
+)
+
+
+class Phase2Variant(str, Enum):
+    """How phase 2 learns the robot policy: ``Q_r`` (eq. 12, DQN) or ``V_r`` + ``π_r``."""
+
+    DQN = "dqn"
+    ACTOR_CRITIC = "actor_critic"
+
+
+class StateEncoding(str, Enum):
+    """How networks read a state: one learned vector per state id (tabular worlds) or
+    one per (column, value) of the integer state encoding (MultiGrid, transport)."""
+
+    EMBEDDING = "embedding"
+    FEATURES = "features"
+
+
+def _positive_int(x: int) -> bool:
+    return x > 0
+
+
+def _hidden_sizes(sizes: tuple[int, ...]) -> bool:
+    return len(sizes) > 0 and all(n > 0 for n in sizes)
+
+
+@dataclass(frozen=True)
+class _TrainingKnobs(Block):
+    """Knobs shared by both phases (see :class:`Phase1Parameters`)."""
+
+    learning_rate: float = ranged(1e-3, positive, "0 < learning_rate < inf")
+    learning_rate_decay: float = ranged(
+        1.0, lambda x: 0 < x <= 1, "0 < learning_rate_decay ≤ 1"
+    )
+    batch_size: int = ranged(64, _positive_int, "batch_size ≥ 1")
+    num_frames: int = ranged(20_000, _positive_int, "num_frames ≥ 1")
+    frames_per_batch: int = ranged(256, _positive_int, "frames_per_batch ≥ 1")
+    updates_per_batch: int = ranged(4, _positive_int, "updates_per_batch ≥ 1")
+    num_envs: int = ranged(16, _positive_int, "num_envs ≥ 1")
+    max_episode_steps: int = ranged(100, _positive_int, "max_episode_steps ≥ 1")
+    buffer_size: int = ranged(10_000, _positive_int, "buffer_size ≥ 1")
+    uniform_state_fraction: float = ranged(
+        0.0, unit_interval, "0 ≤ uniform_state_fraction ≤ 1"
+    )
+    target_update_tau: float = ranged(
+        0.01, lambda x: 0 < x <= 1, "0 < target_update_tau ≤ 1"
+    )
+    state_encoding: StateEncoding = StateEncoding.EMBEDDING
+    embed_dim: int = ranged(32, _positive_int, "embed_dim ≥ 1")
+    hidden_sizes: tuple[int, ...] = ranged(
+        (64, 64), _hidden_sizes, "a non-empty list of positive integers"
+    )
+    epsilon_start: float = ranged(1.0, unit_interval, "0 ≤ epsilon_start ≤ 1")
+    epsilon_end: float = ranged(0.1, unit_interval, "0 ≤ epsilon_end ≤ 1")
+    epsilon_steps: int = ranged(10_000, lambda x: x >= 0, "epsilon_steps ≥ 0")
+    expected_targets: bool = True
+    checkpoint_interval: int = ranged(10, _positive_int, "checkpoint_interval ≥ 1")
+    log_interval: int = ranged(1, _positive_int, "log_interval ≥ 1")
+
+    def check_consistency(self) -> None:
+        """Reject a replay buffer smaller than one batch or one collection."""
+        least = max(self.batch_size, self.frames_per_batch)
+        if self.buffer_size < least:
+            raise ParameterError(
+                f"{self.prefix}.buffer_size = {self.buffer_size} is out of range; "
+                f"allowed: buffer_size ≥ batch_size ({self.batch_size}) and ≥ "
+                f"frames_per_batch ({self.frames_per_batch})"
+            )
+
+
+@dataclass(frozen=True)
+class Phase1Parameters(_TrainingKnobs):
+    """Training knobs of phase 1 (goal-conditioned ``Q^m_h``, eqs. 1-3).
+
+    Parameters
+    ----------
+    learning_rate
+        Optimiser step size, ``> 0``.
+    learning_rate_decay
+        Factor by which the learning rate falls over the whole phase, ``0 < d ≤ 1``
+        (exponential schedule; 1 keeps it constant).
+    batch_size
+        Transitions per gradient step, ``≥ 1``.
+    num_frames
+        Environment steps collected in total, ``≥ 1``.
+    frames_per_batch
+        Environment steps per collector batch, ``≥ 1``.
+    updates_per_batch
+        Gradient steps after each collection, ``≥ 1``.
+    num_envs
+        Parallel rollouts of the collector, ``≥ 1``.
+    max_episode_steps
+        Steps after which a rollout restarts from the initial state, ``≥ 1``.
+    buffer_size
+        Replay buffer capacity, ``≥ batch_size`` and ``≥ frames_per_batch``.
+    uniform_state_fraction
+        Share of each batch drawn uniformly from the enumerated states, ``[0, 1]``.
+    target_update_tau
+        Soft target-network update rate, ``0 < τ ≤ 1`` (1 copies the network).
+    state_encoding
+        ``"embedding"`` (per state id) or ``"features"`` (per state-table column).
+    embed_dim
+        Width of the state embedding, ``≥ 1``.
+    hidden_sizes
+        Widths of the hidden layers.
+    epsilon_start, epsilon_end, epsilon_steps
+        Extra exploration ε annealed linearly from start to end over that many frames.
+    expected_targets
+        Expected-SARSA targets through eqs. (2)-(3) (True) or sampled next actions.
+    checkpoint_interval, log_interval
+        Collections between checkpoints and between logger calls, ``≥ 1``.
+    shaping_scale
+        Weight of the potential-based shaping of phase 1, ``≥ 0`` (0: none); it does
+        not change the fixed point.
+    """
+
+    prefix: ClassVar[str] = "phase1"
+
+    shaping_scale: float = ranged(0.0, non_negative, "0 ≤ shaping_scale < inf")
+
+
+@dataclass(frozen=True)
+class Phase2Parameters(_TrainingKnobs):
+    """Training knobs of phase 2 (``V^e_h``, ``X_h``, ``Q_r``/``V_r``, eqs. 12-14).
+
+    Parameters
+    ----------
+    learning_rate, learning_rate_decay, batch_size, num_frames, frames_per_batch,
+    updates_per_batch, num_envs, max_episode_steps, buffer_size,
+    uniform_state_fraction, target_update_tau, state_encoding, embed_dim,
+    hidden_sizes, epsilon_start, epsilon_end, epsilon_steps, expected_targets,
+    checkpoint_interval, log_interval
+        As in :class:`Phase1Parameters`.
+    beta_r_start
+        Initial robot rationality ``β'_r`` of the rollout policy, annealed up to
+        ``theory.beta_r``; ``≥ 0``.
+    beta_r_steps
+        Frames over which ``β'_r`` is annealed, ``≥ 0`` (0: no annealing).
+    goal_resample_steps
+        ``N_g``: the humans' goal profile is resampled every that many steps, ``≥ 1``.
+    variant
+        ``"dqn"`` (learn ``Q_r``) or ``"actor_critic"`` (learn ``V_r`` and ``π_r``).
+    """
+
+    prefix: ClassVar[str] = "phase2"
+
+    beta_r_start: float = ranged(0.1, non_negative, "0 ≤ beta_r_start < inf")
+    beta_r_steps: int = ranged(10_000, lambda x: x >= 0, "beta_r_steps ≥ 0")
+    goal_resample_steps: int = ranged(100, _positive_int, "goal_resample_steps ≥ 1")
+    variant: Phase2Variant = Phase2Variant.DQN

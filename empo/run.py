@@ -1,0 +1,375 @@
+"""``run_experiment``: build → phase 1 → phase 2 → evaluate → save and log.
+
+Data flows one way (DESIGN.md): the :class:`~empo.parameters.Parameters` decide the
+result; the keyword arguments of :func:`run_experiment` only decide where it runs and
+where it is written. A run directory holds:
+
+``params.yaml``
+    the parameters (load with ``Parameters.load``);
+``metrics.json``
+    flat metrics with ``"status"`` (``"completed"`` or ``"failed"`` with ``"error"``);
+``solution.pt``
+    the solution tensors, ``{"phase1": {...}, "phase2": {...}}`` (``torch.load``);
+``trajectory.json``
+    the most likely trajectory: states and per-agent actions;
+``power_over_time.png``, ``robot_policy_s0.png``
+    plots; ``power_heatmap_<human>.png`` and ``rollout.gif`` when the world can draw;
+``comparison.json``
+    learned-vs-exact errors (solver ``"both"``);
+``run.log``
+    the ``empo`` log of the run; ``wandb/`` the W&B run (unless disabled).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from empo.evaluation import Evaluation, evaluate, json_number
+from empo.parameters import Parameters, SolverKind
+from empo.utils.run_dir import create_run_dir, default_run_name
+from empo.utils.seeding import generator, seed_everything, solution_digest
+from empo.utils.wandb_logging import WandbMode, WandbTracker, parse_mode
+from empo.worlds.registry import build_world, compile_any
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_experiment` returns.
+
+    Attributes
+    ----------
+    params
+        The parameters of the run.
+    run_dir
+        Where everything was written.
+    metrics
+        The flat metrics also written to ``metrics.json``.
+    status
+        ``"completed"`` or ``"failed"``.
+    solution
+        The exact solution (solver ``"exact"``/``"both"``) or the learned one.
+    duration_s
+        Wall-clock seconds of the whole run.
+    evaluation
+        Trajectory and expectation views of the solution, when it was evaluated.
+    learned
+        The learned solver's result (solver ``"learned"``/``"both"``).
+    """
+
+    params: Parameters
+    run_dir: Path
+    metrics: dict[str, Any]
+    status: str
+    solution: Any = None
+    duration_s: float = 0.0
+    evaluation: Evaluation | None = None
+    learned: Any = None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _save_tensors(solution: Any, path: Path) -> None:
+    torch.save(
+        {
+            phase: getattr(solution, phase).cpu().to_dict()
+            for phase in ("phase1", "phase2")
+        },
+        path,
+    )
+
+
+def _learned_train() -> Any:
+    try:
+        from empo.learning import train
+    except ImportError as error:
+        raise NotImplementedError(
+            "the learned solver (solver 'learned' or 'both') needs "
+            f"empo.learning.train, which cannot be imported: {error}"
+        ) from None
+    return train
+
+
+def _compare() -> Any:
+    try:
+        from empo.analysis import compare
+    except ImportError as error:
+        raise NotImplementedError(
+            "solver 'both' needs empo.analysis.compare, which cannot be imported: "
+            f"{error}"
+        ) from None
+    return compare
+
+
+def _flat_numbers(prefix: str, data: Any) -> dict[str, Any]:
+    """Nested numbers as flat ``prefix/key`` metrics; other values are dropped."""
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat_numbers(f"{prefix}/{key}", value))
+        return out
+    if isinstance(data, torch.Tensor) and data.numel() == 1:
+        data = data.item()
+    if isinstance(data, (bool, int, float)):
+        return {prefix: json_number(data)}
+    return {}
+
+
+def _draw(
+    world: Any, solution: Any, evaluation: Evaluation, run_dir: Path
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Plots of the evaluation, plus the world's own pictures where it offers them."""
+    from empo.utils.plots import (  # matplotlib is imported only when drawing
+        plot_heatmap,
+        plot_power_over_time,
+        plot_robot_policy,
+        save_gif,
+    )
+
+    images = {
+        "power_over_time": plot_power_over_time(
+            evaluation, run_dir / "power_over_time.png"
+        ),
+        "robot_policy_s0": plot_robot_policy(
+            evaluation, run_dir / "robot_policy_s0.png"
+        ),
+    }
+    videos: dict[str, Path] = {}
+    compiled = solution.world
+    if hasattr(world, "power_heatmap"):
+        w_h = torch.log2(solution.phase2["x_h"])
+        for h, name in enumerate(evaluation.humans):
+            values = world.power_heatmap(compiled, w_h, h, compiled.initial_state)
+            key = f"power_heatmap_{name}"
+            images[key] = plot_heatmap(
+                values, f"Power $W_h$ of {name} [bits]", run_dir / f"{key}.png"
+            )
+    if hasattr(world, "render_state"):
+        rows = (
+            compiled.state_table
+            if compiled.state_table is not None
+            else compiled.state_labels
+        )
+        frames = [world.render_state(rows[s]) for s in evaluation.trajectory]
+        videos["rollout"] = save_gif(frames, run_dir / "rollout.gif")
+    return images, videos
+
+
+def _solve(
+    params: Parameters,
+    world: Any,
+    device: torch.device,
+    progress: bool,
+    tracker: WandbTracker,
+    run_dir: Path,
+    metrics: dict[str, Any],
+) -> tuple[Any, Any]:
+    """Run the chosen solver(s); return ``(exact solution or None, learned or None)``."""
+    exact = learned = None
+    if params.solver in (SolverKind.EXACT, SolverKind.BOTH):
+        from empo.exact import solve
+
+        start = time.perf_counter()
+        compiled = compile_any(world, device=device, dtype=_DTYPES[params.exact.dtype])
+        metrics["time/compile_s"] = time.perf_counter() - start
+        metrics["num_states"] = compiled.num_states
+        metrics["num_joint_actions"] = compiled.num_joint_actions
+        log.info("compiled %d states", compiled.num_states)
+        start = time.perf_counter()
+        exact = solve(
+            compiled,
+            params.theory,
+            device=device,
+            dtype=_DTYPES[params.exact.dtype],
+            tolerance=params.exact.tolerance,
+            max_iterations=params.exact.max_iterations,
+        )
+        metrics["time/exact_solve_s"] = time.perf_counter() - start
+        metrics.update(_flat_numbers("exact/converged", exact.converged))
+        metrics.update(_flat_numbers("exact/iterations", exact.iterations))
+        metrics["solution_sha256"] = solution_digest(
+            {"phase1": exact.phase1, "phase2": exact.phase2}
+        )
+        _save_tensors(exact, run_dir / "solution.pt")
+    if params.solver in (SolverKind.LEARNED, SolverKind.BOTH):
+        train = _learned_train()
+        start = time.perf_counter()
+        learned = train(
+            world,
+            params,
+            device=device,
+            progress=progress,
+            logger=tracker,
+            run_dir=run_dir,
+            exact=exact,
+        )
+        metrics["time/learned_s"] = time.perf_counter() - start
+        metrics.update(_flat_numbers("learned", getattr(learned, "stats", {})))
+        if hasattr(learned, "phase1") and hasattr(learned, "phase2"):
+            _save_tensors(learned, run_dir / "solution_learned.pt")
+    if params.solver is SolverKind.BOTH:
+        comparison = _compare()(learned, exact)
+        data = comparison.to_dict() if hasattr(comparison, "to_dict") else comparison
+        _write_json(run_dir / "comparison.json", data)
+        metrics.update(_flat_numbers("comparison", data))
+    return exact, learned
+
+
+def run_experiment(
+    params: Parameters | Mapping[str, Any],
+    *,
+    device: torch.device | str | None = None,
+    output_dir: str | Path | None = None,
+    run_name: str | None = None,
+    wandb_mode: WandbMode | str = "offline",
+    wandb_group: str | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Build the world, solve both phases, evaluate, save and log one run.
+
+    Parameters
+    ----------
+    params
+        The experiment (or a dict for :meth:`Parameters.from_dict`).
+    device
+        Where tensors live (default CPU).
+    output_dir
+        Parent of the run directory (default ``runs``).
+    run_name
+        Name of the run directory (default ``<world>-<UTC time>-<hash>``); an
+        existing directory is never reused, a suffix ``-1``, ``-2``, ... is added.
+    wandb_mode
+        ``"offline"`` (default, no network needed), ``"online"`` or ``"disabled"``.
+    wandb_group
+        Optional W&B group.
+    progress
+        Show progress bars (learned solver).
+
+    Returns
+    -------
+    RunResult
+        Parameters, run directory, metrics, status, solution and duration.
+
+    Raises
+    ------
+    ValueError
+        For invalid parameters or W&B mode (before anything is written).
+    Exception
+        Whatever failed during the run; ``metrics.json`` then has ``status``
+        ``"failed"`` and the error text, and ``run.log`` the traceback.
+    """
+    if not isinstance(params, Parameters):
+        params = Parameters.from_dict(params)
+    wandb_mode = parse_mode(wandb_mode)
+    start = time.perf_counter()
+    run_dir = create_run_dir(output_dir or "runs", run_name or default_run_name(params))
+    params.save(run_dir / "params.yaml")
+    package_log = logging.getLogger("empo")
+    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setLevel(logging.INFO)
+    previous_level = package_log.level
+    package_log.addHandler(handler)
+    if package_log.getEffectiveLevel() > logging.INFO:
+        package_log.setLevel(logging.INFO)
+    metrics: dict[str, Any] = {"status": "running"}
+    tracker = WandbTracker()
+    try:
+        log.info("run %s: %s", run_dir.name, json.dumps(params.to_dict()))
+        tracker = WandbTracker.start(params, run_dir, wandb_mode, wandb_group)
+        seed_everything(params.seed)
+        target = torch.device(device or "cpu")
+        world = build_world(params.world.name, params.world.options)
+        exact, learned = _solve(
+            params, world, target, progress, tracker, run_dir, metrics
+        )
+        solution = exact if exact is not None else learned
+        evaluation = None
+        images: dict[str, Path] = {}
+        videos: dict[str, Path] = {}
+        if hasattr(solution, "joint_policy") and hasattr(solution, "world"):
+            evaluation = evaluate(
+                solution,
+                params.evaluation,
+                params.theory.gamma_r,
+                params.theory.terminal_v_r,
+                generator(params.seed, "evaluation", target),
+            )
+            metrics.update(evaluation.metrics())
+            _write_json(
+                run_dir / "trajectory.json",
+                {
+                    "states": evaluation.trajectory,
+                    "labels": evaluation.trajectory_labels,
+                    "actions": evaluation.trajectory_actions,
+                },
+            )
+            images, videos = _draw(world, solution, evaluation, run_dir)
+        metrics["status"] = "completed"
+        metrics["duration_s"] = time.perf_counter() - start
+        _write_json(run_dir / "metrics.json", metrics)
+        if evaluation is not None:
+            tracker.log_series(_series(evaluation))
+        tracker.log_results(
+            {
+                k: v
+                for k, v in metrics.items()
+                if "/expected/" not in k and "/trajectory/" not in k
+            },
+            images,
+            videos,
+            [run_dir / "params.yaml", run_dir / "metrics.json"],
+        )
+        tracker.finish(0)
+        log.info("run %s completed in %.2f s", run_dir.name, metrics["duration_s"])
+        return RunResult(
+            params=params,
+            run_dir=run_dir,
+            metrics=metrics,
+            status="completed",
+            solution=solution,
+            duration_s=metrics["duration_s"],
+            evaluation=evaluation,
+            learned=learned,
+        )
+    except BaseException as error:
+        metrics["status"] = "failed"
+        metrics["error"] = f"{type(error).__name__}: {error}"
+        metrics["duration_s"] = time.perf_counter() - start
+        _write_json(run_dir / "metrics.json", metrics)
+        log.exception("run %s failed", run_dir.name)
+        tracker.finish(1)
+        if hasattr(error, "add_note"):
+            error.add_note(f"(run directory: {run_dir}; see run.log)")
+        raise
+    finally:
+        package_log.removeHandler(handler)
+        package_log.setLevel(previous_level)
+        handler.close()
+
+
+def _series(evaluation: Evaluation) -> dict[str, list[float]]:
+    """Per-time-step curves of an evaluation, for W&B."""
+    series = {
+        "u_r_expected": evaluation.u_r_expected.tolist(),
+        "alive": evaluation.alive.tolist(),
+    }
+    for h, name in enumerate(evaluation.humans):
+        series[f"w_h_expected/{name}"] = evaluation.w_h_expected[:, h].tolist()
+        live = evaluation.final_step() + 1
+        series[f"w_h_trajectory/{name}"] = evaluation.w_h_trajectory[:live, h].tolist()
+    return series

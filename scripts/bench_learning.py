@@ -1,0 +1,156 @@
+"""Benchmark the learned solver: throughput per phase and the key-and-door seed study.
+
+Throughput (environment frames per second of the collectors, gradient steps per
+second of the updates, per phase, on CPU and on CUDA when available)::
+
+    python scripts/bench_learning.py throughput --world key_door --frames 4000
+
+Key-and-door study (THEORY.md, "Key and door"): for each seed, train on the paper's
+key-and-door world, roll out the robot's most likely actions (humans resting) and
+check that the robot picks up the key, opens the door and ends away from the doorway
+(neither on the door cell nor next to it)::
+
+    python scripts/bench_learning.py keydoor --seeds 12 22 32 42 52
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import torch
+
+from empo import Parameters
+from empo.learning import train
+from empo.learning.evaluate import greedy_rollout
+from empo.worlds.registry import build_world, compile_any
+
+KEY_DOOR_KNOBS: dict[str, Any] = {
+    "learning_rate": 1e-2,
+    "learning_rate_decay": 0.01,
+    "batch_size": 128,
+    "num_frames": 20_000,
+    "frames_per_batch": 400,
+    "updates_per_batch": 20,
+    "num_envs": 20,
+    "max_episode_steps": 100,
+    "buffer_size": 20_000,
+    "uniform_state_fraction": 0.5,
+    "target_update_tau": 0.2,
+    "embed_dim": 16,
+    "hidden_sizes": [128, 128],
+    "epsilon_start": 1.0,
+    "epsilon_end": 0.3,
+    "epsilon_steps": 10_000,
+    "state_encoding": "features",
+}
+
+
+def key_door_parameters(seed: int, frames: int) -> Parameters:
+    """The key-and-door run: the paper's normative parameters, these knobs."""
+    knobs = {**KEY_DOOR_KNOBS, "num_frames": frames}
+    return Parameters(
+        world="key_door",
+        solver="learned",
+        seed=seed,
+        phase1=knobs,
+        phase2={
+            **knobs,
+            "beta_r_start": 0.5,
+            "beta_r_steps": frames // 2,
+            "goal_resample_steps": 10,
+        },
+    )
+
+
+def key_door_success(world: Any, compiled: Any, path: list[int]) -> dict[str, bool]:
+    """Whether the greedy robot fetched the key, opened the door, left the doorway."""
+    states = [world.decode(compiled.state_table[s]) for s in path]
+    robot = world.agents.index("robot0")
+    door = next((x, y) for x, y, _, _ in world.spec.doors)
+    fetched = any(s["agents"][robot]["carrying"] >= 0 for s in states)
+    opened = any(door_state == "open" for s in states for door_state in s["doors"])
+    x, y = states[-1]["agents"][robot]["pos"]
+    away = abs(x - door[0]) + abs(y - door[1]) > 1
+    return {"fetched_key": fetched, "opened_door": opened, "left_doorway": away}
+
+
+def keydoor(seeds: list[int], frames: int, device: str) -> list[dict[str, Any]]:
+    """Train and check the key-and-door world for each seed."""
+    world = build_world("key_door")
+    compiled = compile_any(world)
+    rows = []
+    for seed in seeds:
+        start = time.perf_counter()
+        solution = train(
+            compiled, key_door_parameters(seed, frames), device=device, progress=False
+        )
+        seconds = time.perf_counter() - start
+        path = greedy_rollout(compiled, solution.phase2["pi_r"].cpu())
+        checks = key_door_success(world, compiled, path)
+        rows.append(
+            {
+                "seed": seed,
+                **checks,
+                "success": all(checks.values()),
+                "seconds": seconds,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def throughput(world_name: str, frames: int, device: str) -> dict[str, float]:
+    """Frames per second and gradient steps per second of each phase."""
+    compiled = compile_any(build_world(world_name))
+    encoding = "embedding" if compiled.state_table is None else "features"
+    params = key_door_parameters(0, frames).with_overrides(
+        {
+            "world.name": world_name,
+            "phase1.state_encoding": encoding,
+            "phase2.state_encoding": encoding,
+        }
+    )
+    solution = train(compiled, params, device=device, progress=False)
+    stats = solution.stats
+    out = {"device": device, "world": world_name, "states": compiled.num_states}
+    for phase in ("phase1", "phase2"):
+        out[f"{phase}/frames_per_s"] = (
+            stats[f"{phase}/frames"] / stats[f"{phase}/collect_seconds"]
+        )
+        out[f"{phase}/grad_steps_per_s"] = (
+            stats[f"{phase}/grad_steps"] / stats[f"{phase}/update_seconds"]
+        )
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    bench = sub.add_parser("throughput", help="frames/s and gradient steps/s")
+    bench.add_argument("--world", default="key_door")
+    bench.add_argument("--frames", type=int, default=4000)
+    study = sub.add_parser("keydoor", help="key-and-door seed study")
+    study.add_argument("--seeds", type=int, nargs="+", default=[12, 22, 32, 42, 52])
+    study.add_argument("--frames", type=int, default=20_000)
+    for p in (bench, study):
+        p.add_argument("--device", default=None, help="cpu or cuda (default: both)")
+        p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = [args.device] if args.device else ["cpu"]
+    if args.device is None and torch.cuda.is_available():
+        devices.append("cuda")
+    for device in devices:
+        if args.command == "throughput":
+            throughput(args.world, args.frames, device)
+        else:
+            keydoor(args.seeds, args.frames, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""End-to-end training of the learned solver against the exact one, and resuming."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from empo import Parameters
+from empo.analysis import compare
+from empo.exact import solve
+from empo.learning import train
+from empo.parameters.validation import ParameterError
+from empo.worlds.random_world import random_layered_world
+
+ACCURATE = {
+    "learning_rate": 1e-2,
+    "learning_rate_decay": 0.01,
+    "batch_size": 64,
+    "num_frames": 6000,
+    "frames_per_batch": 100,
+    "updates_per_batch": 20,
+    "num_envs": 10,
+    "max_episode_steps": 50,
+    "buffer_size": 5000,
+    "uniform_state_fraction": 1.0,
+    "target_update_tau": 0.2,
+    "embed_dim": 32,
+    "hidden_sizes": [64, 64],
+    "epsilon_start": 0.5,
+    "epsilon_end": 0.1,
+    "epsilon_steps": 2000,
+}
+THEORY = {"beta_h": 5.0, "gamma_h": 0.95, "gamma_r": 0.95}
+
+
+def _params(phase1: dict[str, Any], phase2: dict[str, Any], **extra: Any) -> Parameters:
+    return Parameters(
+        world="commitment",
+        solver="learned",
+        theory=THEORY,
+        phase1=phase1,
+        phase2=phase2,
+        **extra,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_learned_solution_matches_exact_on_a_small_world() -> None:
+    world = random_layered_world(
+        30, num_actions=3, num_goals=3, num_layers=5, rest_action=True, seed=3
+    )
+    params = _params(
+        ACCURATE,
+        {
+            **ACCURATE,
+            "beta_r_start": 0.5,
+            "beta_r_steps": 2000,
+            "goal_resample_steps": 10,
+        },
+        seed=1,
+    )
+    exact = solve(world, params.theory)
+    learned = train(world, params, progress=False)
+    errors = compare(learned, exact)
+    assert errors["pi_r"] <= 0.05
+    assert errors["v_e"] <= 0.03
+    assert errors["pi_h"] <= 0.01 and errors["v_m"] <= 0.01
+    assert learned.phase2["v_r"].shape == exact.phase2["v_r"].shape
+    torch.testing.assert_close(
+        learned.joint_policy().sum(-1)[~exact.world.terminal].double(),
+        torch.ones(int((~exact.world.terminal).sum()), dtype=torch.float64),
+    )
+
+
+def test_interrupted_run_resumes_to_the_same_parameters(tmp_path) -> None:
+    world = random_layered_world(16, num_actions=2, num_goals=2, num_layers=4, seed=5)
+    knobs = {
+        **ACCURATE,
+        "num_frames": 120,
+        "frames_per_batch": 20,
+        "updates_per_batch": 2,
+        "batch_size": 8,
+        "buffer_size": 64,
+        "uniform_state_fraction": 0.5,
+        "checkpoint_interval": 2,
+        "log_interval": 1,
+        "expected_targets": False,
+    }
+    params = _params(knobs, {**knobs, "beta_r_steps": 60}, seed=3)
+    reference = train(world, params, progress=False, run_dir=tmp_path / "a")
+
+    class Interrupt(Exception):
+        pass
+
+    calls = []
+
+    def interrupting(metrics: dict[str, float], step: int) -> None:
+        calls.append(step)
+        if len(calls) in (5, 9):  # 3rd phase-1 collection... and in phase 2
+            raise Interrupt
+
+    run_dir = tmp_path / "b"
+    for _ in range(2):
+        with pytest.raises(Interrupt):
+            train(world, params, progress=False, logger=interrupting, run_dir=run_dir)
+    resumed = train(world, params, progress=False, logger=interrupting, run_dir=run_dir)
+    assert any(step > 120 for step in calls)  # an interruption fell in phase 2
+    for key in ("phase1", "phase2"):
+        ref = reference.networks[key].state_dict()
+        got = resumed.networks[key].state_dict()
+        assert ref.keys() == got.keys()
+        for name in ref:
+            assert torch.equal(ref[name], got[name]), f"{key}.{name} differs"
+    assert torch.equal(reference.phase2["pi_r"], resumed.phase2["pi_r"])
+
+
+def test_resume_refuses_other_parameters(tmp_path) -> None:
+    world = random_layered_world(8, num_actions=2, num_goals=2, num_layers=3, seed=1)
+    knobs = {
+        "num_frames": 20,
+        "frames_per_batch": 20,
+        "batch_size": 8,
+        "buffer_size": 32,
+    }
+    train(world, _params(knobs, knobs), progress=False, run_dir=tmp_path)
+    with pytest.raises(ValueError, match="other parameters"):
+        train(world, _params(knobs, knobs, seed=9), progress=False, run_dir=tmp_path)
+
+
+def test_bad_knobs_are_rejected_with_the_field_name() -> None:
+    with pytest.raises(ParameterError, match="phase1.state_encoding"):
+        Parameters(phase1={"state_encoding": "pixels"})
+    with pytest.raises(ParameterError, match="phase2.learning_rate_decay"):
+        Parameters(phase2={"learning_rate_decay": 0.0})
+    with pytest.raises(ParameterError, match="phase1.buffer_size"):
+        Parameters(phase1={"buffer_size": 100, "frames_per_batch": 200})
+    world = random_layered_world(8, num_actions=2, num_goals=2, num_layers=3, seed=1)
+    with pytest.raises(ValueError, match="actor_critic"):
+        train(world, Parameters(phase2={"variant": "actor_critic"}), progress=False)
+    with pytest.raises(ValueError, match="state_table"):
+        train(world, Parameters(phase1={"state_encoding": "features"}), progress=False)

@@ -1,0 +1,109 @@
+"""The three sweep backends give the same table for a grid of exact runs.
+
+Ray runs locally with 2 CPUs, started once for the module; it never reaches the
+network (no dashboard, usage statistics off).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from empo import Parameters
+from empo.utils.experiment import SweepSpec, run_sweep
+from empo.utils.sweep_backends import BackendOptions, RunTask, run_multiprocess
+
+pytestmark = pytest.mark.slow
+
+SPEC = SweepSpec.from_grid(
+    "b",
+    Parameters(world="commitment", solver="exact"),
+    {"theory.beta_r": [1.0, 10.0], "seed": [1, 2]},
+    overrides=[{"world.options": {"no_such_option": 1}}],
+)
+VARYING = ("duration_s", "run_dir")
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[None]:
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    yield
+    ray.shutdown()
+
+
+def _table(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {Path(row["run_dir"]).parent.name for row in rows if row["run_dir"]} == {
+        "runs"
+    }
+    return [
+        {k: v for k, v in row.items() if k not in VARYING and not k.startswith("time/")}
+        for row in rows
+    ]
+
+
+@pytest.fixture(scope="module")
+def sequential_table(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
+    out = tmp_path_factory.mktemp("sequential")
+    result = run_sweep(SPEC, out, wandb_mode="disabled", progress=False)
+    assert [row["status"] for row in result.rows] == ["completed"] * 4 + ["failed"]
+    return _table(result.csv_path)
+
+
+def test_multiprocess_gives_the_sequential_table(
+    tmp_path: Path, sequential_table: list[dict[str, str]]
+) -> None:
+    result = run_sweep(
+        SPEC,
+        tmp_path,
+        backend="multiprocess",
+        workers=2,
+        wandb_mode="disabled",
+        progress=False,
+    )
+    assert _table(result.csv_path) == sequential_table
+    assert "no_such_option" in result.failed[0]["error"]
+
+
+def test_ray_gives_the_sequential_table(
+    tmp_path: Path, sequential_table: list[dict[str, str]], ray_local: None
+) -> None:
+    result = run_sweep(
+        SPEC, tmp_path, backend="ray", workers=2, wandb_mode="disabled", progress=False
+    )
+    assert _table(result.csv_path) == sequential_table
+    assert "no_such_option" in result.failed[0]["error"]
+
+
+def test_multiprocess_records_a_worker_that_dies_without_a_result(
+    tmp_path: Path,
+) -> None:
+    unwritable_log = tmp_path / "a_directory"
+    unwritable_log.mkdir()
+    task = RunTask(
+        name="dies",
+        params=SPEC.base.to_dict(),
+        overrides={"seed": 5},
+        output_dir=str(tmp_path / "runs"),
+        log_path=str(unwritable_log),
+        wandb_group="b",
+        wandb_mode="disabled",
+    )
+    rows: list[dict[str, Any]] = []
+    run_multiprocess([task], rows.append, BackendOptions(workers=1))
+    assert len(rows) == 1
+    assert rows[0]["status"] == "failed" and rows[0]["overrides"] == {"seed": 5}
+    assert "worker process exited with code 1" in rows[0]["error"]

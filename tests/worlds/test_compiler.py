@@ -1,0 +1,198 @@
+"""Generic batched compiler: agreement with TabularWorld.compile and a brute force."""
+
+from collections import deque
+
+import pytest
+import torch
+from torch import Tensor
+
+import empo.worlds.compiler as compiler
+from empo.worlds import paradigms
+from empo.worlds.base import WorldModel
+from empo.worlds.compiled import CompiledWorld
+from empo.worlds.compiler import compile_world, hash_rows
+from empo.worlds.tabular import TabularWorld
+
+
+class LineWalk:
+    """Human and robot on a line of ``width`` cells for ``horizon`` steps.
+
+    State ``(t, x_h, x_r)``. The human moves left/stay/right and slips (stays) with
+    probability 0.2, listed as a *duplicate* outcome when it meant to stay; the robot
+    stays or steps right (not allowed at the right end). Goals: the human at cell i.
+    """
+
+    agents = ("human", "robot")
+    humans = (0,)
+    robots = (1,)
+    action_names = (("left", "stay", "right"), ("stay", "step"))
+    rest_action = (1, 0)
+    state_dim = 3
+    max_outcomes = 2
+
+    def __init__(self, width: int, horizon: int) -> None:
+        self.width, self.horizon = width, horizon
+        self.goal_names = (tuple(f"at {i}" for i in range(width)),)
+        self.goal_weights = torch.ones(1, width, dtype=torch.float64)
+
+    def initial_states(self) -> Tensor:
+        return torch.tensor([[0, 0, self.width - 1], [0, 0, self.width - 1]])
+
+    def is_terminal(self, states: Tensor) -> Tensor:
+        return states[:, 0] >= self.horizon
+
+    def action_mask(self, states: Tensor) -> Tensor:
+        mask = torch.ones(len(states), 2, 3, dtype=torch.bool)
+        mask[:, 1, 2] = False
+        mask[:, 1, 1] = states[:, 2] < self.width - 1
+        return mask
+
+    def transitions(self, states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        moved = states.clone()
+        moved[:, 0] += 1
+        moved[:, 1] = (states[:, 1] + actions[:, 0] - 1).clamp(0, self.width - 1)
+        moved[:, 2] = states[:, 2] + actions[:, 1]
+        slipped = moved.clone()
+        slipped[:, 1] = states[:, 1]
+        probs = torch.tensor([0.8, 0.2], dtype=torch.float64).repeat(len(states), 1)
+        return torch.stack([moved, slipped], dim=1), probs
+
+    def goal_membership(self, states: Tensor) -> Tensor:
+        cells = torch.arange(self.width)
+        return (states[:, 1, None] == cells)[:, None, :]
+
+
+def brute_force(model: LineWalk) -> dict[tuple, dict[tuple, dict[tuple, float]]]:
+    """Reference enumeration with Python dicts: state -> joint -> successor -> p."""
+    start = tuple(model.initial_states()[0].tolist())
+    seen, queue, table = {start}, deque([start]), {}
+    while queue:
+        state = queue.popleft()
+        row = torch.tensor([state])
+        if model.is_terminal(row)[0]:
+            table[state] = {}
+            continue
+        mask = model.action_mask(row)[0]
+        table[state] = {}
+        for a in range(3):
+            for b in range(2):
+                if not (mask[0, a] and mask[1, b]):
+                    continue
+                nxt, probs = model.transitions(row, torch.tensor([[a, b]]))
+                merged: dict[tuple, float] = {}
+                for s, p in zip(nxt[0].tolist(), probs[0].tolist()):
+                    merged[tuple(s)] = merged.get(tuple(s), 0.0) + p
+                table[state][(a, b)] = merged
+                for s in merged:
+                    if s not in seen:
+                        seen.add(s)
+                        queue.append(s)
+    return table
+
+
+def dense_kernel(world: CompiledWorld) -> Tensor:
+    """``[state, joint, state]`` transition probabilities."""
+    kernel = torch.zeros(world.num_states, world.num_joint_actions, world.num_states)
+    kernel.scatter_add_(2, world.successors, world.probabilities.float())
+    return kernel
+
+
+def assert_same_up_to_order(
+    reference: CompiledWorld, other: CompiledWorld, perm: Tensor
+) -> None:
+    """``other``'s state ``i`` is ``reference``'s state ``perm[i]``."""
+    assert perm.unique().numel() == reference.num_states == other.num_states
+    assert int(perm[other.initial_state]) == reference.initial_state
+    assert torch.equal(other.terminal, reference.terminal[perm])
+    assert torch.equal(other.action_mask, reference.action_mask[perm])
+    assert torch.equal(other.goal_membership, reference.goal_membership[:, :, perm])
+    assert torch.equal(other.goal_weights, reference.goal_weights)
+    assert other.action_names == reference.action_names
+    assert other.goal_names == reference.goal_names
+    assert other.rest_action == reference.rest_action
+    expected = dense_kernel(reference)[perm][:, :, perm]
+    assert torch.allclose(dense_kernel(other), expected, atol=1e-12)
+    if reference.height is None:
+        assert other.height is None
+    else:
+        assert torch.equal(other.height, reference.height[perm])
+
+
+@pytest.mark.parametrize(
+    "world",
+    [
+        paradigms.commitment(),
+        paradigms.menu_size(max_k=4),
+        paradigms.confirmation(max_confirmations=2),
+        paradigms.resource_split(units=2),
+        paradigms.pause_destroy(),
+    ],
+    ids=["commitment", "menu_size", "confirmation", "resource_split", "pause"],
+)
+def test_matches_tabular_compile(world: TabularWorld) -> None:
+    reference = world.compile()
+    compiled = compile_world(world.as_world_model(), batch_size=7)
+    compiled.validate()
+    labels = [world.states[i] for i in compiled.state_table[:, 0].tolist()]
+    perm = torch.tensor([reference.index_of(label) for label in labels])
+    assert_same_up_to_order(reference, compiled, perm)
+
+
+def test_line_walk_against_brute_force() -> None:
+    model = LineWalk(width=4, horizon=3)
+    assert isinstance(model, WorldModel)
+    table = brute_force(model)
+    world = compile_world(model, batch_size=5)
+    world.validate()
+    assert world.num_states == len(table)
+    assert world.successors.shape[2] == 2
+    rows = [tuple(r) for r in world.state_table.tolist()]
+    assert set(rows) == set(table)
+    assert rows[world.initial_state] == (0, 0, 3)
+    assert world.height.tolist() == [3 - t for t, _, _ in rows]
+    for index, state in enumerate(rows):
+        assert bool(world.terminal[index]) == (not table[state])
+        for (a, b), outcomes in table[state].items():
+            joint = world.joint_action_index([a, b])
+            got: dict[tuple, float] = {}
+            for s, p in zip(
+                world.successors[index, joint].tolist(),
+                world.probabilities[index, joint].tolist(),
+            ):
+                if p > 0:
+                    got[rows[s]] = got.get(rows[s], 0.0) + p
+            assert got == pytest.approx(outcomes)
+        assert world.goal_membership[0, :, index].nonzero().flatten().tolist() == [
+            state[1]
+        ]
+
+
+def test_max_states_and_collisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = LineWalk(width=4, horizon=3)
+    total = compile_world(model).num_states
+    assert compile_world(model, max_states=total).num_states == total
+    with pytest.raises(ValueError, match=f"more than max_states={total - 1}"):
+        compile_world(model, max_states=total - 1)
+    monkeypatch.setattr(compiler, "hash_rows", lambda rows: rows[..., 0] * 0)
+    with pytest.raises(RuntimeError, match="hash collision"):
+        compile_world(model)
+
+
+def test_cyclic_world_and_dtype() -> None:
+    world = paradigms.confirmation(max_confirmations=1)
+    compiled = compile_world(world.as_world_model(), dtype=torch.float32)
+    assert compiled.height is None
+    assert compiled.probabilities.dtype == torch.float32
+    assert compiled.metadata["states_per_second"] > 0
+
+
+def test_hash_regression_rows() -> None:
+    rows = torch.tensor(
+        [
+            [3, 3, -1, 0, -1, 1, -1, 0, -1, 1, -1, 0],
+            [3, 3, -1, 0, -1, 1, 1, 1, -1, 1, -1, 0],
+        ]
+    )
+    assert hash_rows(rows).unique().numel() == 2
+    grid = torch.cartesian_prod(*[torch.arange(2)] * 16)
+    assert hash_rows(grid).unique().numel() == 2**16
