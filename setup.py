@@ -19,7 +19,7 @@ setup(
         "(Heitzig & Potham, arXiv:2508.00159), on TorchRL and TensorDict."
     ),
     packages=find_packages(include=["empo", "empo.*"]),
-    package_data={"empo": ["**/*.yaml", "**/*.txt"]},
+    package_data={"empo.worlds.multigrid": ["worlds/*.yaml"]},
     python_requires=">=3.10",
     install_requires=REQUIREMENTS,
     entry_points={"console_scripts": ["empo=empo.__main__:main"]},

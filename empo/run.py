@@ -199,6 +199,7 @@ def _solve(
         metrics["time/exact_solve_s"] = time.perf_counter() - start
         metrics.update(_flat_numbers("exact/converged", exact.converged))
         metrics.update(_flat_numbers("exact/iterations", exact.iterations))
+        metrics.update({f"time/exact_{k}_s": v for k, v in exact.seconds.items()})
         metrics["solution_sha256"] = solution_digest(
             {"phase1": exact.phase1, "phase2": exact.phase2}
         )

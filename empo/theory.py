@@ -105,12 +105,12 @@ def masked_softmax(
     actions, where all allowed logits are ``-inf`` uniformly over the allowed
     actions; rows without allowed actions give zeros.
     """
-    masked = logits.masked_fill(~action_mask, -math.inf)
+    masked = torch.where(action_mask, logits, -math.inf)
     best = masked.amax(-1, keepdim=True)
     if bool(torch.isinf(best).any()):
         return _softmax_with_infinities(masked, action_mask)
-    weights = torch.exp(masked - best)
-    return weights / weights.sum(-1, keepdim=True)
+    weights = torch.exp(masked.sub_(best))
+    return weights.div_(weights.sum(-1, keepdim=True))
 
 
 def _softmax_with_infinities(
@@ -239,7 +239,7 @@ def _expectation(
     probs: Float[Tensor, "*batch action"], values: Float[Tensor, "*batch action"]
 ) -> Float[Tensor, "*batch"]:
     """``sum_a probs * values`` ignoring values where the probability is 0."""
-    return torch.where(probs > 0, probs * values, torch.zeros_like(values)).sum(-1)
+    return torch.where(probs > 0, probs * values, 0.0).sum(-1)
 
 
 def human_value(

@@ -10,7 +10,8 @@ key-and-door world, roll out the robot's most likely actions (humans resting) an
 check that the robot picks up the key, opens the door and ends away from the doorway
 (neither on the door cell nor next to it)::
 
-    python scripts/bench_learning.py keydoor --seeds 12 22 32 42 52
+    python scripts/bench_learning.py keydoor --seeds 12 22 32 42 52 \
+        --set phase2.advantage_weight=100
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from typing import Any
 
 import torch
+import yaml
 
 from empo import Parameters
 from empo.learning import train
@@ -77,16 +79,17 @@ def key_door_success(world: Any, compiled: Any, path: list[int]) -> dict[str, bo
     return {"fetched_key": fetched, "opened_door": opened, "left_doorway": away}
 
 
-def keydoor(seeds: list[int], frames: int, device: str) -> list[dict[str, Any]]:
+def keydoor(
+    seeds: list[int], frames: int, device: str, overrides: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Train and check the key-and-door world for each seed."""
     world = build_world("key_door")
     compiled = compile_any(world)
     rows = []
     for seed in seeds:
         start = time.perf_counter()
-        solution = train(
-            compiled, key_door_parameters(seed, frames), device=device, progress=False
-        )
+        params = key_door_parameters(seed, frames).with_overrides(overrides)
+        solution = train(compiled, params, device=device, progress=False)
         seconds = time.perf_counter() - start
         path = greedy_rollout(compiled, solution.phase2["pi_r"].cpu())
         checks = key_door_success(world, compiled, path)
@@ -140,6 +143,13 @@ def main() -> None:
     for p in (bench, study):
         p.add_argument("--device", default=None, help="cpu or cuda (default: both)")
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    study.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="parameter override, e.g. phase2.advantage_weight=100 (repeatable)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     devices = [args.device] if args.device else ["cpu"]
@@ -149,7 +159,11 @@ def main() -> None:
         if args.command == "throughput":
             throughput(args.world, args.frames, device)
         else:
-            keydoor(args.seeds, args.frames, device)
+            overrides = {}
+            for item in args.set:
+                key, _, value = item.partition("=")
+                overrides[key] = yaml.safe_load(value)
+            keydoor(args.seeds, args.frames, device, overrides)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ SYNTHETIC: dict[str, tuple[str, list[str], int, dict[str, Any]]] = {
         8,
         {"stumble_probability": 0.3},
     ),
+    "unsteady_keys": ("Ay Un Kr ../Un Ay Ae Un/Kg Un Op Bl", ["e", "s", "w"], 6, {}),
     "push_chain": (
         "Ae Bl Bl .. ../.. Ro .. Ay ../Ay .. Ro Bl Ae",
         ["e", "w", "n", "w"],

@@ -72,6 +72,8 @@ def test_default_run_writes_a_complete_run_directory(tmp_path: Path) -> None:
     log_text = (result.run_dir / "run.log").read_text()
     assert "completed" in log_text and "compiled" in log_text
     assert 0 < result.duration_s < 60
+    phases = metrics["time/exact_phase1_s"] + metrics["time/exact_phase2_s"]
+    assert 0 < phases <= metrics["time/exact_solve_s"]
 
 
 def test_same_parameters_give_bit_identical_solutions(tmp_path: Path) -> None:

@@ -255,10 +255,9 @@ def test_failed_run_is_recorded_and_the_others_finish(tmp_path: Path) -> None:
             if key not in ("status", "duration_s") and not key.startswith("time/")
         }
         assert {k: v for k, v in row["metrics"].items() if k in expected} == expected
-        assert set(row["metrics"]) - set(expected) == {
-            "time/compile_s",
-            "time/exact_solve_s",
-        }
+        extra = set(row["metrics"]) - set(expected)
+        assert {"time/compile_s", "time/exact_solve_s"} <= extra
+        assert all(key.startswith("time/") for key in extra)
         assert Path(row["run_dir"]).is_dir()
     assert result.rows[0]["metrics"]["v_r_s0"] != result.rows[1]["metrics"]["v_r_s0"]
     table = _csv(result.csv_path)

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 SPEC = SweepSpec.from_grid(
     "b",
     Parameters(world="commitment", solver="exact"),
-    {"theory.beta_r": [1.0, 10.0], "seed": [1, 2]},
-    overrides=[{"world.options": {"no_such_option": 1}}],
+    {"theory.beta_r": [1.0, 10.0]},
+    overrides=[{"seed": 2}, {"world.options": {"no_such_option": 1}}],
 )
 VARYING = ("duration_s", "run_dir")
 
@@ -59,7 +59,7 @@ def _table(path: Path) -> list[dict[str, str]]:
 def sequential_table(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
     out = tmp_path_factory.mktemp("sequential")
     result = run_sweep(SPEC, out, wandb_mode="disabled", progress=False)
-    assert [row["status"] for row in result.rows] == ["completed"] * 4 + ["failed"]
+    assert [row["status"] for row in result.rows] == ["completed"] * 3 + ["failed"]
     return _table(result.csv_path)
 
 

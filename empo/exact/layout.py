@@ -12,6 +12,7 @@ expected successor value of a chunk reshapes, without copying, into
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -57,7 +58,7 @@ class Layout:
         self.perm: Int64[Tensor, " joint"] | None = (
             None if torch.equal(perm, canonical) else perm
         )
-        member = world.goal_membership.permute(2, 0, 1)
+        member = world.goal_membership.permute(2, 0, 1).contiguous()
         self.member: Bool[Tensor, "state human goal"] = member
         self.member_float: Float[Tensor, "state human goal"] = member.to(self.dtype)
         self.goal_mask: Bool[Tensor, "human goal"] = world.goal_weights > 0
@@ -65,6 +66,9 @@ class Layout:
         weights = world.goal_weights
         self.goal_weights: Float[Tensor, "human goal"] = weights
         self.goal_weights_normalized = weights / weights.sum(-1, keepdim=True)
+        self.human_agents: Int64[Tensor, " human"] = torch.tensor(
+            list(world.humans), dtype=torch.long, device=self.device
+        )
         self.rest_action: Int64[Tensor, " human"] = torch.tensor(
             [
                 -1 if world.rest_action[h] is None else world.rest_action[h]
@@ -76,20 +80,25 @@ class Layout:
     def transitions(
         self, ids: Int64[Tensor, " chunk"]
     ) -> tuple[Int64[Tensor, "chunk joint k"], Float[Tensor, "chunk joint k"]]:
-        """Successors and probabilities of ``ids`` in canonical joint order."""
-        succ = self.world.successors[ids]
-        prob = self.world.probabilities[ids]
+        """Successors and probabilities of ``ids`` in canonical joint order.
+
+        Successors of probability 0 are redirected to state 0, so that the gathers
+        of masked joint actions all read one (cached) row.
+        """
+        succ = torch.index_select(self.world.successors, 0, ids)
+        prob = torch.index_select(self.world.probabilities, 0, ids)
         if self.perm is not None:
-            succ, prob = succ[:, self.perm], prob[:, self.perm]
-        return succ, prob
+            succ = torch.index_select(succ, 1, self.perm)
+            prob = torch.index_select(prob, 1, self.perm)
+        return succ.masked_fill_(prob == 0, 0), prob
 
     def human_mask(
         self, ids: Int64[Tensor, " chunk"]
     ) -> Bool[Tensor, "chunk human action"]:
         """Allowed human actions, padded to the largest human action count."""
-        return self.world.action_mask[ids][
-            :, list(self.world.humans), : self.max_human_actions
-        ]
+        masks = torch.index_select(self.world.action_mask, 0, ids)
+        masks = torch.index_select(masks, 1, self.human_agents)
+        return masks[:, :, : self.max_human_actions]
 
     def robot_mask(
         self, ids: Int64[Tensor, " chunk"]
@@ -97,7 +106,9 @@ class Layout:
         """Allowed robot joint actions (all robots' parts allowed)."""
         if not self.world.robots:
             return torch.ones(len(ids), 1, dtype=torch.bool, device=self.device)
-        masks = self.world.action_mask[ids]
+        masks = torch.index_select(self.world.action_mask, 0, ids)
+        if len(self.robot_sizes) == 1:
+            return masks[:, self.world.robots[0], : self.robot_sizes[0]]
         parts = [
             masks[:, r, :n].to(self.dtype)
             for r, n in zip(self.world.robots, self.robot_sizes)
@@ -112,9 +123,10 @@ class Layout:
     ) -> Float[Tensor, "chunk joint column"]:
         """``sum_k P(s'_k | s, a) table[s'_k]`` for every joint action of a chunk.
 
-        ``table`` must be finite (padding entries have probability 0). Outcomes
-        ``k >= 1`` are gathered only where their probability is positive, which
-        saves most of the memory traffic when few joint actions are stochastic.
+        ``table`` must be finite and row-contiguous (padding entries have
+        probability 0). Outcomes ``k >= 1`` are gathered only where their probability
+        is positive, which saves most of the memory traffic when few joint actions
+        are stochastic.
         """
         columns = table.shape[1]
         out = torch.index_select(table, 0, succ[:, :, 0].reshape(-1))
@@ -126,8 +138,38 @@ class Layout:
                 continue
             rows = torch.index_select(table, 0, succ[:, :, k].reshape(-1)[live])
             out.index_add_(0, live, rows.mul_(p_k[live, None]))
-        out = out.view(succ.shape[0], succ.shape[1], columns)
-        return out
+        return out.view(succ.shape[0], succ.shape[1], columns)
+
+    def expected_after_robot(
+        self,
+        table: Float[Tensor, "state column"],
+        succ: Int64[Tensor, "chunk joint k"],
+        prob: Float[Tensor, "chunk joint k"],
+        pi_r: Float[Tensor, "chunk robot_joint"],
+    ) -> Float[Tensor, "chunk human_joint column"]:
+        """``sum_{a_r} pi_r(a_r) sum_k P(s'_k | s, a_h, a_r) table[s'_k]``.
+
+        One sparse-times-dense product: each (state, human joint action) row has
+        ``A_r * K`` entries ``pi_r * P`` pointing at successor rows of ``table``,
+        so the ``[chunk, joint, column]`` intermediate of :meth:`expected` is
+        never materialised. ``table`` must be finite.
+        """
+        L, J, K = succ.shape
+        A_r = self.num_robot_actions
+        rows = L * (J // A_r)
+        weights = (prob.view(L, J // A_r, A_r, K) * pi_r[:, None, :, None]).reshape(-1)
+        crow = torch.arange(0, rows * A_r * K + 1, A_r * K, device=succ.device)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support")
+            matrix = torch.sparse_csr_tensor(
+                crow,
+                succ.reshape(-1),
+                weights,
+                size=(rows, table.shape[0]),
+                check_invariants=False,
+            )
+            out = torch.matmul(matrix, table)
+        return out.view(L, J // A_r, table.shape[1])
 
     def contract_humans(
         self,

@@ -3,7 +3,9 @@
 At each chunk of states, in the order of THEORY.md: ``Q_r`` (4) from the gathered
 ``V_r`` of the successors and the humans' goal-marginal policies ``pi_bar_h``;
 ``pi_r`` (5); ``V^e_h`` (6) from ``pi_h`` of ``h``, ``pi_bar`` of the other humans and
-``pi_r``; ``X_h`` (7); ``U_r`` (8); ``V_r`` (9).
+``pi_r``; ``X_h`` (7); ``U_r`` (8); ``V_r`` (9). The successor targets of eq. (6) are
+gathered and summed over robot actions and outcomes in one sparse product
+(:meth:`~empo.exact.layout.Layout.expected_after_robot`).
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ def phase2_chunk(
     layout: Layout,
     theory: TheoryParameters,
     pi_h: Float[Tensor, "state human goal action"],
-    pi_bar: Float[Tensor, "state human action"],
     table_e: Float[Tensor, "state human_goal"],
     table_r: Float[Tensor, " state"],
     ids: Int64[Tensor, " chunk"],
@@ -66,8 +67,8 @@ def phase2_chunk(
         The world's canonical layout.
     theory
         Theory parameters.
-    pi_h, pi_bar
-        Phase-1 policies and their goal marginals.
+    pi_h
+        Phase-1 policies (their goal marginals are taken per chunk).
     table_e
         ``[state, human * goal]`` successor targets of ``V^e_h``.
     table_r
@@ -79,9 +80,9 @@ def phase2_chunk(
     A_r = layout.num_robot_actions
     succ, prob = layout.transitions(ids)
     successor_v_r = torch.index_select(table_r, 0, succ.reshape(-1)).view(succ.shape)
-    zero = torch.zeros((), dtype=prob.dtype, device=prob.device)
-    expected_r = torch.where(prob > 0, prob * successor_v_r, zero).sum(-1)
-    marginals = pi_bar[ids]
+    expected_r = torch.where(prob > 0, prob * successor_v_r, 0.0).sum(-1)
+    own = torch.index_select(pi_h, 0, ids)
+    marginals = goal_marginal_policy(layout, own)
     expected_r = layout.contract_humans(
         expected_r.view(L, *layout.human_sizes, A_r), marginals
     )
@@ -98,18 +99,20 @@ def phase2_chunk(
         kind=theory.robot_policy.value,
     )
     q_r = q_r.masked_fill(~robot_mask, 0.0)
-    expected = layout.expected(table_e, succ, prob).view(
-        L, layout.num_human_joint, A_r, H * G
-    )
-    after_robot = torch.matmul(pi_r[:, None, None, :], expected)
+    after_robot = layout.expected_after_robot(table_e, succ, prob, pi_r)
     after_robot = after_robot.view(L, *layout.human_sizes, H, G)
     v_e = torch.zeros(L, H, G, dtype=prob.dtype, device=prob.device)
-    own = pi_h[ids]
     for human, size in enumerate(layout.human_sizes):
         values = layout.others_first(after_robot[..., human, :], human)
         others = layout.others_marginal(marginals, human)
-        per_action = torch.einsum("lajg,lj->lag", values, others)
-        v_e[:, human] = torch.einsum("lag,lga->lg", per_action, own[:, human, :, :size])
+        if H == 1:
+            per_action = values[:, :, 0, :]
+        elif values.shape[2] == 1:
+            per_action = values[:, :, 0, :] * others[:, :, None]
+        else:
+            per_action = torch.einsum("lajg,lj->lag", values, others)
+        mine = own[:, human, :, :size].transpose(1, 2)
+        v_e[:, human] = (per_action * mine).sum(1)
     x_h = power_x(v_e, layout.goal_weights, theory.zeta)
     u_r = robot_utility(x_h, theory.xi, theory.eta, theory.eps_x)
     v_r = robot_value(u_r, pi_r, q_r)
@@ -145,32 +148,25 @@ def solve_phase2(
     x_h = torch.zeros(S, H, **options)
     u_r = torch.zeros(S, **options)
     v_r = torch.full((S,), theory.terminal_v_r, **options)
-    pi_bar = goal_marginal_policy(layout, pi_h)
     table_e = layout.member_float.flatten(1).clone()
     gamma = theory.gamma_h
 
     def run(
         ids: Tensor, table_e: Tensor, table_r: Tensor, out_v_e: Tensor, out_v_r: Tensor
     ) -> None:
-        q, p, e, x, u, v = phase2_chunk(
-            layout, theory, pi_h, pi_bar, table_e, table_r, ids
-        )
-        q_r[ids], pi_r[ids], out_v_e[ids], x_h[ids], u_r[ids], out_v_r[ids] = (
-            q,
-            p,
-            e,
-            x,
-            u,
-            v,
-        )
+        q, p, e, x, u, v = phase2_chunk(layout, theory, pi_h, table_e, table_r, ids)
+        for out, value in zip(
+            (q_r, pi_r, out_v_e, x_h, u_r, out_v_r), (q, p, e, x, u, v)
+        ):
+            out.index_copy_(0, ids, value)
 
     if world.height is not None:
         for level in world.levels():
             for ids in layout.chunks(level, chunk_size):
                 run(ids, table_e, v_r, v_e, v_r)
-                table_e[ids] = goal_backup(layout.member[ids], v_e[ids], gamma).flatten(
-                    1
-                )
+                member = torch.index_select(layout.member, 0, ids)
+                targets = goal_backup(member, v_e.index_select(0, ids), gamma)
+                table_e.index_copy_(0, ids, targets.flatten(1))
         return Phase2Result(q_r, pi_r, v_e, x_h, u_r, v_r, True, 1)
     live = torch.nonzero(~world.terminal).flatten()
     chunks = layout.chunks(live, chunk_size)

@@ -28,7 +28,7 @@ from empo.worlds.registry import compile_any
 
 logger = logging.getLogger(__name__)
 
-CHUNK_MEMORY_BYTES = 256 * 2**20
+CHUNK_MEMORY_BYTES = 64 * 2**20
 """Memory budget of the per-chunk intermediates when ``chunk_size`` is automatic."""
 
 

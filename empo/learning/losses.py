@@ -84,6 +84,8 @@ class Phase1Loss(LossModule):
     ):
         super().__init__()
         self.convert_to_functional(network, "z_network", create_target_params=True)
+        self.in_keys = ["state"]
+        self.out_keys = ["loss_z"]
         self.model = model
         self.theory_params = theory_params
         self.sampled = sampled
@@ -198,6 +200,13 @@ class Phase2Loss(LossModule):
         Sampled instead of expected targets.
     generator
         Random generator for sampled successors.
+    advantage_weight
+        Weight of the action-dependent part of the ``log(-Q_r)`` error. The squared
+        error over a state's allowed actions splits into the squared mean error plus
+        the squared deviations from it; only the deviations decide ``π_r`` (eq. 5),
+        and they can be much smaller than the state's value, so weighting them more
+        focuses the fit on what the policy reads. It changes the loss, not its
+        minimiser (1: plain mean squared error).
     """
 
     ve_network: TensorDictModule
@@ -216,16 +225,20 @@ class Phase2Loss(LossModule):
         pi_h: Float[Tensor, "state human goal action"],
         sampled: bool = False,
         generator: torch.Generator | None = None,
+        advantage_weight: float = 1.0,
     ):
         super().__init__()
         self.convert_to_functional(ve_network, "ve_network", create_target_params=True)
         self.convert_to_functional(qr_network, "qr_network", create_target_params=True)
+        self.in_keys = ["state"]
+        self.out_keys = ["loss_v_e", "loss_q_r"]
         self.model = model
         self.theory_params = theory_params
         self.pi_h = pi_h
         self.sampled = sampled
         self.generator = generator
         self.beta_r = float(theory_params.beta_r)
+        self.advantage_weight = advantage_weight
         self.humans = torch.arange(model.num_humans, device=model.device)
         self.goals = torch.arange(model.num_goals, device=model.device)
 
@@ -322,7 +335,11 @@ class Phase2Loss(LossModule):
         return torch.stack(ve_target, dim=1), q_target
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        """Losses ``loss_v_e`` (squared error) and ``loss_q_r`` (in ``log(-Q_r)``)."""
+        """Losses ``loss_v_e`` (squared error) and ``loss_q_r`` (in ``log(-Q_r)``).
+
+        ``loss_q_r`` per state: squared mean error over the allowed robot actions
+        plus ``advantage_weight`` times the mean squared deviation from it.
+        """
         model = self.model
         states = tensordict.get("state")
         with torch.no_grad():
@@ -340,6 +357,13 @@ class Phase2Loss(LossModule):
         q_weight = model.robot_mask(states).to(log_pred.dtype)
         log_target = torch.log((-q_target).clamp_min(1e-30))
         log_target = torch.where(q_weight > 0, log_target, log_pred.detach())
-        loss_q = ((log_pred - log_target).pow(2) * q_weight).sum()
-        loss_q = loss_q / q_weight.sum().clamp_min(1.0)
+        error = (log_pred - log_target) * q_weight
+        count = q_weight.sum(-1, keepdim=True).clamp_min(1.0)
+        mean = error.sum(-1, keepdim=True) / count
+        deviation = (error - mean) * q_weight
+        alive = (q_weight.sum(-1) > 0).to(log_pred.dtype)
+        loss_q = (mean.squeeze(-1).pow(2) * alive).sum() + self.advantage_weight * (
+            deviation.pow(2).sum(-1) / count.squeeze(-1)
+        ).sum()
+        loss_q = loss_q / alive.sum().clamp_min(1.0)
         return TensorDict({"loss_v_e": loss_ve, "loss_q_r": loss_q}, batch_size=[])

@@ -180,7 +180,8 @@ class TransitionModel:
         joint action ``j``. The minimum runs over the allowed robot actions and sits
         inside the expectation over the other humans' actions, which ``μ_-h`` draws
         independently and uniformly over their allowed actions (THEORY.md, default
-        belief). Returns ``Q^m_h(s, g, ·)`` padded to the largest human action count
+        belief; the ``habitual`` belief coincides with it while ``π⁰_h`` is the
+        default uniform policy, the only one the learned solver supports). Returns ``Q^m_h(s, g, ·)`` padded to the largest human action count
         (padding and disallowed actions are 0).
 
         Parameters

@@ -77,7 +77,7 @@ class LearnedSolution:
     world: CompiledWorld
     phase1: TensorDict
     phase2: TensorDict
-    networks: dict[str, nn.Module]
+    networks: dict[str, nn.Module] = field(repr=False)
     stats: dict[str, float] = field(default_factory=dict)
 
     def joint_policy(self) -> Float[Tensor, "state joint"]:
@@ -429,7 +429,14 @@ def train(
 
     pi_h = phase1["pi_h"].to(torch.float32)
     loss2 = Phase2Loss(
-        ve_net, qr_net, model, tp, pi_h, sampled=not k2.expected_targets, generator=gen2
+        ve_net,
+        qr_net,
+        model,
+        tp,
+        pi_h,
+        sampled=not k2.expected_targets,
+        generator=gen2,
+        advantage_weight=k2.advantage_weight,
     )
     collector2 = Phase2Collector(
         model, loss2, k2.num_envs, k2.max_episode_steps, k2.goal_resample_steps, gen2

@@ -1,7 +1,10 @@
 """Training knobs of the learned solver (the ``phase1`` and ``phase2`` blocks).
 
 These change only how fast and how well the learned solver approximates the solution
-of THEORY.md, never what the solution is ("Learning-based approximation").
+of THEORY.md, never what the solution is ("Learning-based approximation"). Frames are
+environment steps summed over the parallel rollouts; after each collection of
+``frames_per_batch`` frames the solver takes ``updates_per_batch`` gradient steps
+(:mod:`empo.learning.trainer`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from empo.parameters.validation import (
 
 
 class Phase2Variant(str, Enum):
-    """How phase 2 learns the robot policy: ``Q_r`` (eq. 12, DQN) or ``V_r`` + ``π_r``."""
+    """How phase 2 learns the robot policy: ``Q_r`` (eq. 12, DQN) or ``V_r`` + ``π_r``.
+
+    :func:`empo.learning.train` implements ``"dqn"`` and rejects ``"actor_critic"``
+    with an error naming this field.
+    """
 
     DQN = "dqn"
     ACTOR_CRITIC = "actor_critic"
@@ -125,7 +132,9 @@ class Phase1Parameters(_TrainingKnobs):
     epsilon_start, epsilon_end, epsilon_steps
         Extra exploration ε annealed linearly from start to end over that many frames.
     expected_targets
-        Expected-SARSA targets through eqs. (2)-(3) (True) or sampled next actions.
+        Targets with the exact expectation over successor states (True) or with one
+        successor drawn per joint action (False); either way the expectation over
+        actions is exact, since all policies are known.
     checkpoint_interval, log_interval
         Collections between checkpoints and between logger calls, ``≥ 1``.
     shaping_scale
@@ -158,7 +167,11 @@ class Phase2Parameters(_TrainingKnobs):
     goal_resample_steps
         ``N_g``: the humans' goal profile is resampled every that many steps, ``≥ 1``.
     variant
-        ``"dqn"`` (learn ``Q_r``) or ``"actor_critic"`` (learn ``V_r`` and ``π_r``).
+        ``"dqn"`` (learn ``Q_r``); ``"actor_critic"`` (``V_r`` and ``π_r``) is not
+        implemented by the learned solver.
+    advantage_weight
+        Weight of the action-dependent part of the ``log(-Q_r)`` error relative to
+        its state mean, ``> 0`` (1: plain mean squared error).
     """
 
     prefix: ClassVar[str] = "phase2"
@@ -167,3 +180,4 @@ class Phase2Parameters(_TrainingKnobs):
     beta_r_steps: int = ranged(10_000, lambda x: x >= 0, "beta_r_steps ≥ 0")
     goal_resample_steps: int = ranged(100, _positive_int, "goal_resample_steps ≥ 1")
     variant: Phase2Variant = Phase2Variant.DQN
+    advantage_weight: float = ranged(1.0, positive, "0 < advantage_weight < inf")

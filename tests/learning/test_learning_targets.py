@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tensordict import TensorDict
 
 from empo import theory
 from empo.exact import solve
@@ -116,3 +117,35 @@ def test_sampled_successors_average_to_the_expectation() -> None:
         (base, joint, model.successors), model.probabilities, accumulate=True
     )
     torch.testing.assert_close(counts / 4000, exact, atol=0.03, rtol=0)
+
+
+def test_advantage_weight_one_is_the_plain_log_q_error() -> None:
+    world = random_layered_world(10, num_actions=3, num_layers=3, seed=2)
+    model = TransitionModel(world)
+    pi_h = torch.full((model.num_states, 1, model.num_goals, 3), 1 / 3)
+    torch.manual_seed(0)
+    nets = [
+        goal_value_module(
+            StateEncoder(model.num_states, 4), 1, model.num_goals, 4, (4,)
+        ),
+        robot_q_module(StateEncoder(model.num_states, 4), model.robot_actions, (4,)),
+    ]
+    states = torch.nonzero(~model.terminal)[:, 0]
+    q_target = -torch.rand(len(states), model.robot_actions) - 0.5
+    ve_target = torch.rand(len(states), 1, model.num_goals)
+    losses = {}
+    for weight in (1.0, 10.0):
+        loss = Phase2Loss(*nets, model, THEORY, pi_h, advantage_weight=weight)
+        loss._targets = lambda s: (ve_target, q_target)
+        losses[weight] = loss(TensorDict({"state": states}, batch_size=[]))
+    with loss.qr_network_params.to_module(loss.qr_network):
+        log_pred = loss.qr_network.module(states)
+    mask = model.robot_mask(states)
+    err = (log_pred - torch.log(-q_target)) * mask
+    plain = (err.pow(2).sum(-1) / mask.sum(-1)).mean()
+    torch.testing.assert_close(losses[1.0]["loss_q_r"], plain)
+    mean = err.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True)
+    dev = ((err - mean) * mask).pow(2).sum(-1) / mask.sum(-1)
+    torch.testing.assert_close(
+        losses[10.0]["loss_q_r"], (mean.squeeze(-1).pow(2) + 10.0 * dev).mean()
+    )

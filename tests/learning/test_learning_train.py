@@ -149,3 +149,40 @@ def test_bad_knobs_are_rejected_with_the_field_name() -> None:
         train(world, Parameters(phase2={"variant": "actor_critic"}), progress=False)
     with pytest.raises(ValueError, match="state_table"):
         train(world, Parameters(phase1={"state_encoding": "features"}), progress=False)
+
+
+def test_run_experiment_both_saves_the_comparison(tmp_path) -> None:
+    import json
+
+    from empo import run_experiment
+
+    knobs = {
+        "num_frames": 40,
+        "frames_per_batch": 20,
+        "batch_size": 8,
+        "buffer_size": 32,
+    }
+    run_experiment(
+        {"world": "commitment", "solver": "both", "phase1": knobs, "phase2": knobs},
+        output_dir=tmp_path,
+        wandb_mode="disabled",
+        progress=False,
+    )
+    (run_dir,) = tmp_path.iterdir()
+    comparison = json.loads((run_dir / "comparison.json").read_text())
+    assert set(comparison) == {"v_m", "pi_h", "v_e", "x_h", "v_r", "v_r_rel", "pi_r"}
+    assert all(0.0 <= value < float("inf") for value in comparison.values())
+    assert (run_dir / "learned_checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_potential_based_shaping_keeps_the_phase1_fixed_point() -> None:
+    world = random_layered_world(
+        30, num_actions=3, num_goals=3, num_layers=5, rest_action=True, seed=3
+    )
+    tiny = {"num_frames": 20, "frames_per_batch": 20, "batch_size": 8}
+    params = _params({**ACCURATE, "shaping_scale": 1.0}, tiny, seed=2)
+    exact = solve(world, params.theory)
+    learned = train(world, params, progress=False)
+    errors = compare(learned, exact)
+    assert errors["v_m"] <= 0.01 and errors["pi_h"] <= 0.01

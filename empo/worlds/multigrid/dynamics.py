@@ -24,10 +24,9 @@ The rules are those of the research code's ``transition_probabilities``
 An outcome is one winner per conflict block and one of (straight, left, right) per
 unsteady agent; its probability is the product of ``1/|block|`` and the stumble
 probabilities. Outcomes are indexed in mixed radix over agents (agent 0 most
-significant), so the same code enumerates all outcomes (:func:`enumerate_successors`)
-and samples one (:func:`sample_successors`). Enumeration computes each distinct
-(state, effective joint action) once: actions that provably act like ``still``
-(:func:`_no_op`) are replaced by it before identical consecutive requests are merged.
+significant), so the same code enumerates all outcomes
+(:func:`~empo.worlds.multigrid.enumeration.enumerate_successors`) and samples one
+(:func:`sample_successors`).
 
 State layout (one ``int64`` row, see :class:`Layout`): ``[t, (pos, dir, dead, carry)
 per agent, state per door, cell per key (-1 when carried), cell per block, cell per
@@ -45,8 +44,9 @@ from torch import Tensor
 
 from empo.worlds.multigrid.layout import Layout, row_product
 from empo.worlds.multigrid.objects import ActionKind, DoorState, Terrain
+from empo.worlds.multigrid.scalar import sample_one
 
-CHUNK = 32768
+SCALAR_BATCH = 16
 
 
 @dataclass
@@ -286,8 +286,12 @@ def plan(
     digit_probs = torch.where(conflict.unsqueeze(2), uniform, digit_probs)
     if lay.has_unsteady:
         stumble = lay.stumble_probability
-        table = torch.zeros(width, dtype=torch.float64, device=device)
-        table[:3] = torch.tensor([1.0 - stumble, stumble / 2, stumble / 2])
+        table = torch.zeros(width, dtype=digit_probs.dtype, device=device)
+        table[:3] = torch.tensor(
+            [1.0 - stumble, stumble / 2, stumble / 2],
+            dtype=digit_probs.dtype,
+            device=device,
+        )
         digit_probs = torch.where(unsteady.unsqueeze(2), table, digit_probs)
         radix = torch.where(unsteady, 3, radix)
     return Plan(active, normal, unsteady, leader, rank, radix, digit_probs)
@@ -417,103 +421,6 @@ def canonical(lay: Layout, states: Int64[Tensor, "batch dim"]) -> Tensor:
     return states
 
 
-def enumerate_successors(
-    lay: Layout,
-    states: Int64[Tensor, "batch dim"],
-    actions: Int64[Tensor, "batch agent"],
-) -> tuple[Int64[Tensor, "batch k dim"], Float[Tensor, "batch k"]]:
-    """All successors with probabilities, padded to ``lay.max_outcomes()``.
-
-    Terminal rows (``t >= max_steps``) get only padding: copies with probability 0.
-    Large batches are processed in chunks of :data:`CHUNK` rows (cache-friendly).
-    """
-    parts = [
-        _enumerate_unique(lay, states[i : i + CHUNK], actions[i : i + CHUNK])
-        for i in range(0, states.shape[0], CHUNK)
-    ]
-    if len(parts) == 1:
-        return parts[0]
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-
-
-def _no_op(lay: Layout, states: Tensor, actions: Tensor) -> Bool[Tensor, "batch agent"]:
-    """Actions that change nothing and compete for nothing, whatever the other agents
-    do before them in the step (so they act exactly like ``still``): any action of a
-    terminated agent; ``done``; ``drop`` without a carried key, not facing an agent;
-    ``toggle`` not facing a door; ``pickup`` without a key in front while no agent
-    carries a key (none can be dropped there first)."""
-    n, p = lay.n_agents, lay.n_keys
-    kind = lay.action_kinds[actions]
-    pos = states[:, 1 : 1 + 4 * n : 4]
-    fwd = lay.neighbors[pos, states[:, 2 : 2 + 4 * n : 4]]
-    carry = states[:, 4 : 4 + 4 * n : 4]
-    front = _at(occupancy(lay, states), fwd)
-    faces_agent = (front >= 0) & (front < n)
-    is_key = (front >= n) & (front < n + p)
-    nobody_carries = (carry < 0).all(dim=1, keepdim=True)
-    return (
-        (states[:, 3 : 3 + 4 * n : 4] != 0)
-        | (kind == ActionKind.DONE)
-        | ((kind == ActionKind.PICKUP) & ~is_key & nobody_carries)
-        | ((kind == ActionKind.DROP) & (carry < 0) & ~faces_agent)
-        | ((kind == ActionKind.TOGGLE) & (lay.door_of_cell[fwd] < 0))
-    )
-
-
-def _enumerate_unique(
-    lay: Layout, states: Tensor, actions: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Enumerate each distinct (state, effective actions) pair once.
-
-    Consecutive equal states form a group; within a group, joint actions that differ
-    only by no-op actions (:func:`_no_op`) are computed once and copied.
-    """
-    kinds = lay.action_kinds.tolist()
-    if ActionKind.STILL not in kinds or states.shape[0] < 2:
-        return _enumerate_chunk(lay, states, actions)
-    still = kinds.index(ActionKind.STILL)
-    canonical = torch.where(_no_op(lay, states, actions), still, actions)
-    new_group = torch.ones(states.shape[0], dtype=torch.bool, device=states.device)
-    new_group[1:] = (states[1:] != states[:-1]).any(dim=1)
-    key = torch.cumsum(new_group.long(), 0)
-    for i in range(actions.shape[1]):
-        key = key * len(kinds) + canonical[:, i]
-    unique, inverse = torch.unique(key, return_inverse=True)
-    if unique.shape[0] == key.shape[0]:
-        return _enumerate_chunk(lay, states, actions)
-    first = torch.full_like(unique, key.shape[0])
-    first = first.scatter_reduce(
-        0, inverse, torch.arange(key.shape[0], device=key.device), "amin"
-    )
-    succ, probs = _enumerate_chunk(lay, states[first], canonical[first])
-    return succ[inverse], probs[inverse]
-
-
-def _enumerate_chunk(
-    lay: Layout, states: Tensor, actions: Tensor
-) -> tuple[Tensor, Tensor]:
-    batch = states.shape[0]
-    device = states.device
-    kk = lay.max_outcomes()
-    p = plan(lay, states, actions)
-    live = states[:, 0] < lay.max_steps
-    zeros = torch.zeros(batch, dtype=torch.long, device=device)
-    out = states.unsqueeze(1).repeat(1, kk, 1)
-    probs = torch.zeros(batch, kk, dtype=torch.float64, device=device)
-    out[:, 0] = execute(lay, states, actions, p, zeros)
-    probs[:, 0] = torch.where(live, outcome_prob(p, zeros), 0.0)
-    extra = torch.where(live, p.total - 1, 0)
-    if kk > 1 and bool((extra > 0).any()):
-        row = torch.repeat_interleave(torch.arange(batch, device=device), extra)
-        offsets = torch.cumsum(extra, 0) - extra
-        k = torch.arange(row.shape[0], device=device) - offsets[row] + 1
-        sub = Plan(*(getattr(p, f)[row] for f in Plan.__dataclass_fields__))
-        out[row, k] = execute(lay, states[row], actions[row], sub, k)
-        probs[row, k] = outcome_prob(sub, k)
-    out[:, 0] = torch.where(live.unsqueeze(1), out[:, 0], states)
-    return out, probs
-
-
 def sample_successors(
     lay: Layout,
     states: Int64[Tensor, "batch dim"],
@@ -525,8 +432,23 @@ def sample_successors(
 
     An outcome's probability is a product over agents of its digits' probabilities,
     so each agent's digit is drawn independently (inverse CDF on one uniform number
-    per agent) and the digits are combined into the outcome index.
+    per agent) and the digits are combined into the outcome index. Up to
+    :data:`SCALAR_BATCH` rows on the CPU take the equivalent Python path
+    :func:`~empo.worlds.multigrid.scalar.sample_one` row by row (same uniform
+    numbers, same successors), which avoids the per-operation cost of tensor code.
     """
+    batch = states.shape[0]
+    if batch <= SCALAR_BATCH and states.device.type == "cpu":
+        uniforms: list = [None] * batch
+        if lay.max_outcomes() > 1:
+            shape = (batch, lay.n_agents)
+            draws = torch.rand(shape, generator=generator, dtype=torch.float64)
+            uniforms = draws.tolist()
+        rows = [
+            sample_one(lay, row, joint, u)
+            for row, joint, u in zip(states.tolist(), actions.tolist(), uniforms)
+        ]
+        return torch.tensor(rows, dtype=states.dtype).view(batch, -1)
     p = plan(lay, states, actions)
     k = torch.zeros(states.shape[0], dtype=torch.long, device=states.device)
     if lay.max_outcomes() > 1:

@@ -7,11 +7,15 @@ cell per key (-1 when carried), cell per block, cell per rock]`` with cells numb
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Bool, Int64
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from empo.worlds.multigrid.scalar import Tables
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Layout:
     can_push_rocks: Bool[Tensor, " agent"]
     action_kinds: Int64[Tensor, " action"]
     has_unsteady: bool = False
+    python_tables: "Tables | None" = field(default=None, repr=False, compare=False)
 
     @property
     def cells(self) -> int:

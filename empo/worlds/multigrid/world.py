@@ -39,7 +39,8 @@ import torch
 from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
-from empo.worlds.multigrid.dynamics import enumerate_successors, sample_successors
+from empo.worlds.multigrid.dynamics import sample_successors
+from empo.worlds.multigrid.enumeration import enumerate_successors
 from empo.worlds.multigrid.layout import Layout
 from empo.worlds.multigrid.goals import check_goals, default_goals, goal_cell_mask
 from empo.worlds.multigrid.maps import WorldSpec
@@ -209,7 +210,9 @@ class MultiGridWorld:
 
     def human_cells(self, states: Int64[Tensor, "batch dim"]) -> Tensor:
         """``[batch, human]`` cell of each human."""
-        cols = torch.tensor([1 + 4 * h for h in self.humans], device=states.device)
+        cols = torch.tensor(
+            [1 + 4 * h for h in self.humans], dtype=torch.long, device=states.device
+        )
         return states[:, cols]
 
     def goal_membership(

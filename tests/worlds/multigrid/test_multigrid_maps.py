@@ -104,6 +104,10 @@ def test_research_code_yaml_keys() -> None:
         partial_obs=False,
     )
     assert world.max_steps == 100
+    robot_only = from_file(map="We We We\nWe Ar We\nWe We We")  # red: a robot
+    assert robot_only.humans == () and robot_only.robots == (0,)
+    states = robot_only.initial_states()
+    assert robot_only.goal_membership(states).shape == (1, 0, 1)
     with pytest.raises(ValueError, match="unknown action_class 'Bogus'"):
         from_file(map="Ay ..", action_class="Bogus")
     with pytest.raises(ValueError, match="max_steps must be a positive integer"):

@@ -1,0 +1,186 @@
+"""Enumerate every successor of MultiGrid (state, joint action) pairs with its exact
+probability, computing each distinct (state, effective joint action) only once.
+
+The rules are those of :mod:`empo.worlds.multigrid.dynamics`; outcome ``k`` of a row
+is its mixed-radix outcome index there. The compiler sends all joint actions of each
+state in consecutive rows, and most of them are equivalent: actions that provably act
+like ``still`` (:func:`_no_op`) and turns (which compete for nothing and are read by
+no other action) are factored out, so only a small fraction of the rows is executed.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int64
+from torch import Tensor
+
+from empo.worlds.multigrid.dynamics import (
+    Plan,
+    _at,
+    execute,
+    occupancy,
+    outcome_prob,
+    plan,
+)
+from empo.worlds.multigrid.layout import Layout
+from empo.worlds.multigrid.objects import ActionKind, Terrain
+
+CHUNK = 32768
+
+
+def enumerate_successors(
+    lay: Layout,
+    states: Int64[Tensor, "batch dim"],
+    actions: Int64[Tensor, "batch agent"],
+) -> tuple[Int64[Tensor, "batch k dim"], Float[Tensor, "batch k"]]:
+    """All successors with probabilities, padded to ``lay.max_outcomes()``.
+
+    Terminal rows (``t >= max_steps``) get only padding: copies with probability 0.
+    Large batches are processed in chunks of :data:`CHUNK` rows (cache-friendly).
+    """
+    parts = [
+        _enumerate_unique(lay, states[i : i + CHUNK], actions[i : i + CHUNK])
+        for i in range(0, states.shape[0], CHUNK)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _no_op(lay: Layout, states: Tensor, kind: Tensor) -> Tensor:
+    """Actions that change nothing, whatever the other agents do before them in the
+    step, and whose conflicts (if any) change no other agent's order, so that the
+    successor distribution is that of ``still``: any action of a terminated agent;
+    ``done``; ``drop`` without a carried key, not facing an agent; ``toggle`` not
+    facing a door; ``pickup`` without a key in front while no agent carries a key
+    (none can be dropped there first); ``forward`` into a wall from steady ground
+    (walls never change; agents competing for the same wall cell all stay put and the
+    other agents keep their order, rule 3).
+
+    ``kind`` holds action kinds ``[batch, agent]`` or ``[batch, agent, m]`` (``m``
+    candidate actions per agent); the result has its shape.
+    """
+    n, p = lay.n_agents, lay.n_keys
+    pos = states[:, 1 : 1 + 4 * n : 4]
+    fwd = lay.neighbors[pos, states[:, 2 : 2 + 4 * n : 4]]
+    carry = states[:, 4 : 4 + 4 * n : 4]
+    front = _at(occupancy(lay, states), fwd)
+    no_key = (front < n) | (front >= n + p)
+    no_key = no_key & (carry < 0).all(dim=1, keepdim=True)
+    empty_handed = (carry < 0) & ((front < 0) | (front >= n))
+    into_wall = lay.terrain[fwd] == Terrain.WALL
+    if lay.has_unsteady:
+        into_wall = into_wall & (lay.terrain[pos] != Terrain.UNSTEADY)
+    features = [
+        states[:, 3 : 3 + 4 * n : 4] != 0,
+        no_key,
+        empty_handed,
+        lay.door_of_cell[fwd] < 0,
+        into_wall,
+    ]
+    if kind.dim() == 3:
+        features = [f.unsqueeze(2) for f in features]
+    dead, no_key, empty_handed, no_door, into_wall = features
+    return (
+        dead
+        | (kind == ActionKind.DONE)
+        | ((kind == ActionKind.PICKUP) & no_key)
+        | ((kind == ActionKind.DROP) & empty_handed)
+        | ((kind == ActionKind.TOGGLE) & no_door)
+        | ((kind == ActionKind.FORWARD) & into_wall)
+    )
+
+
+def _effective(
+    lay: Layout, states: Tensor, actions: Tensor, still: int
+) -> tuple[Tensor, Tensor]:
+    """``(base, turn)``: each action with no-ops and turns replaced by ``still``, and
+    the quarter turns (0, 1 right, 3 left) of the agents that turn."""
+    kind = lay.action_kinds[actions]
+    no_op = _no_op(lay, states, kind)
+    turn = torch.where(kind == ActionKind.LEFT, 3, 0)
+    turn = torch.where(no_op, 0, torch.where(kind == ActionKind.RIGHT, 1, turn))
+    base = torch.where(no_op | (turn > 0), still, actions)
+    return base, turn
+
+
+def _enumerate_unique(
+    lay: Layout, states: Tensor, actions: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Enumerate each distinct (state, effective actions) pair once.
+
+    No-op actions (:func:`_no_op`) act like ``still``. Consecutive equal states form
+    a group; within a group, rows whose effective joint actions differ only by turns
+    are computed once as if the turning agents stayed still, then each copy gets its
+    turning agents' new directions: a turn competes for nothing, and no other action
+    reads an agent's direction, so this is exact (same outcomes, same order). A row's
+    result does not depend on the rest of the batch.
+    """
+    kinds = lay.action_kinds.tolist()
+    if ActionKind.STILL not in kinds:
+        return _enumerate_chunk(lay, states, actions)
+    still = kinds.index(ActionKind.STILL)
+    batch, n = actions.shape
+    device = states.device
+    if batch == 1:
+        base, turn = _effective(lay, states, actions, still)
+        return _enumerate_chunk(lay, states, torch.where(turn > 0, actions, base))
+    new_group = torch.ones(batch, dtype=torch.bool, device=device)
+    new_group[1:] = (states[1:] != states[:-1]).any(dim=1)
+    group = torch.cumsum(new_group.long(), 0) - 1
+    firsts = states[new_group]
+    if firsts.shape[0] * len(kinds) <= batch:
+        every = torch.arange(len(kinds), device=device).expand(firsts.shape[0], n, -1)
+        base, turn = _effective(lay, firsts, every, still)
+        flat = (group.unsqueeze(1) * n + torch.arange(n, device=device)) * len(kinds)
+        flat = flat + actions
+        base, turn = base.flatten()[flat], turn.flatten()[flat]
+    else:
+        base, turn = _effective(lay, states, actions, still)
+    bits = batch.bit_length() + n * (len(kinds) - 1).bit_length()
+    if bits <= 62:
+        key = group
+        for i in range(n):
+            key = key * len(kinds) + base[:, i]
+        unique, inverse = torch.unique(key, return_inverse=True)
+    else:
+        rows = torch.cat([group.unsqueeze(1), base], dim=1)
+        unique, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    if unique.shape[0] == batch:
+        return _enumerate_chunk(lay, states, torch.where(turn > 0, actions, base))
+    first = torch.full((unique.shape[0],), batch, device=device)
+    first = first.scatter_reduce(0, inverse, torch.arange(batch, device=device), "amin")
+    succ, probs = _enumerate_chunk(lay, states[first], base[first])
+    succ, probs = succ[inverse], probs[inverse]
+    if bool((turn > 0).any()):
+        delta = torch.zeros_like(states)
+        delta[:, 2 : 2 + 4 * n : 4] = (states[:, 2 : 2 + 4 * n : 4] + turn) & 3
+        delta[:, 2 : 2 + 4 * n : 4] -= states[:, 2 : 2 + 4 * n : 4]
+        delta = torch.where((states[:, :1] < lay.max_steps), delta, 0)
+        succ += delta.unsqueeze(1)
+    return succ, probs
+
+
+def _enumerate_chunk(
+    lay: Layout, states: Tensor, actions: Tensor
+) -> tuple[Tensor, Tensor]:
+    batch = states.shape[0]
+    device = states.device
+    kk = lay.max_outcomes()
+    p = plan(lay, states, actions)
+    live = states[:, 0] < lay.max_steps
+    zeros = torch.zeros(batch, dtype=torch.long, device=device)
+    out = states.unsqueeze(1).repeat(1, kk, 1)
+    probs = torch.zeros(batch, kk, dtype=torch.float64, device=device)
+    out[:, 0] = execute(lay, states, actions, p, zeros)
+    probs[:, 0] = torch.where(live, outcome_prob(p, zeros), 0.0)
+    extra = torch.where(live, p.total - 1, 0)
+    if kk > 1 and bool((extra > 0).any()):
+        row = torch.repeat_interleave(torch.arange(batch, device=device), extra)
+        offsets = torch.cumsum(extra, 0) - extra
+        k = torch.arange(row.shape[0], device=device) - offsets[row] + 1
+        sub = Plan(*(getattr(p, f)[row] for f in Plan.__dataclass_fields__))
+        out[row, k] = execute(lay, states[row], actions[row], sub, k)
+        probs[row, k] = outcome_prob(sub, k)
+    out[:, 0] = torch.where(live.unsqueeze(1), out[:, 0], states)
+    return out, probs
