@@ -109,8 +109,8 @@ def masked_softmax(
     best = masked.amax(-1, keepdim=True)
     if bool(torch.isinf(best).any()):
         return _softmax_with_infinities(masked, action_mask)
-    weights = torch.exp(masked.sub_(best))
-    return weights.div_(weights.sum(-1, keepdim=True))
+    weights = torch.exp(masked - best)
+    return weights / weights.sum(-1, keepdim=True)
 
 
 def _softmax_with_infinities(

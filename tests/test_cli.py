@@ -35,7 +35,9 @@ def test_defaults_prints_loadable_yaml(capsys: pytest.CaptureFixture[str]) -> No
 def test_run_with_config_and_overrides(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = Parameters(theory={"zeta": 1.5}, evaluation={"rollouts": 10})
+    config = Parameters(
+        world="commitment", theory={"zeta": 1.5}, evaluation={"rollouts": 10}
+    )
     config.save(tmp_path / "run.yaml")
     argv = [
         "run",
@@ -81,12 +83,15 @@ def test_wandb_offline_summary_names_the_sync_command(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    argv = ["run", "--output-dir", str(tmp_path), "--run-name", "w", "--no-progress"]
+    argv = ["run", "--set", "world.name=commitment", "--output-dir", str(tmp_path)]
+    argv += ["--run-name", "w", "--no-progress"]
     code, out, err = cli(argv + ["--wandb", "offline"], capsys)
     assert code == 0, err
     offline = next((tmp_path / "w" / "wandb").glob("offline-run-*"))
     assert f"wandb sync {offline}" in out
-    assert Parameters.load(offline / "files" / "params.yaml") == Parameters()
+    assert Parameters.load(offline / "files" / "params.yaml") == Parameters(
+        world="commitment"
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,7 +129,8 @@ def test_bad_input_is_one_clear_line(
 def test_failed_run_exits_non_zero_naming_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["run", "--set", "world.options.bogus=1", "--output-dir", str(tmp_path)]
+    argv = ["run", "--set", "world.name=commitment", "--set", "world.options.bogus=1"]
+    argv += ["--output-dir", str(tmp_path)]
     code, out, err = cli(argv + ["--run-name", "bad", "--wandb", "disabled"], capsys)
     assert code == 1
     assert err.startswith("empo: run failed: TypeError") and "bogus" in err

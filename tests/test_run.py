@@ -28,7 +28,7 @@ FAST = {"wandb_mode": "disabled", "progress": False}
 
 def run(tmp_path: Path, params: Parameters | None = None, **kwargs: Any) -> RunResult:
     return run_experiment(
-        params or Parameters(evaluation={"rollouts": 50}),
+        params or Parameters(world="commitment", evaluation={"rollouts": 50}),
         output_dir=tmp_path,
         **{**FAST, **kwargs},
     )
@@ -77,7 +77,9 @@ def test_default_run_writes_a_complete_run_directory(tmp_path: Path) -> None:
 
 
 def test_same_parameters_give_bit_identical_solutions(tmp_path: Path) -> None:
-    params = Parameters(theory={"beta_r": 3.0}, seed=11, evaluation={"rollouts": 30})
+    params = Parameters(
+        world="commitment", theory={"beta_r": 3.0}, seed=11, evaluation={"rollouts": 30}
+    )
     first = run(tmp_path, params)
     second = run(tmp_path, params)
     assert first.run_dir != second.run_dir
@@ -108,7 +110,11 @@ def test_learned_solver_without_train_is_a_clear_error(
 ) -> None:
     monkeypatch.delattr(empo.learning, "train", raising=False)
     with pytest.raises(NotImplementedError, match="solver 'learned'"):
-        run(tmp_path, Parameters(solver="learned"), run_name="learned")
+        run(
+            tmp_path,
+            Parameters(world="commitment", solver="learned"),
+            run_name="learned",
+        )
     metrics = json.loads((tmp_path / "learned" / "metrics.json").read_text())
     assert metrics["status"] == "failed"
 
@@ -131,7 +137,9 @@ def test_both_solvers_write_the_comparison(
 
     monkeypatch.setattr(empo.learning, "train", fake_train, raising=False)
     monkeypatch.setattr(empo.analysis, "compare", fake_compare)
-    result = run(tmp_path, Parameters(solver="both"), run_name="both")
+    result = run(
+        tmp_path, Parameters(world="commitment", solver="both"), run_name="both"
+    )
     comparison = json.loads((result.run_dir / "comparison.json").read_text())
     assert comparison == {"v_r": 0.0, "pi_r": 0.0}
     assert result.metrics["comparison/v_r"] == 0.0
@@ -156,7 +164,7 @@ def test_run_names_never_collide(tmp_path: Path) -> None:
     assert len(set(made)) == 8
     assert create_run_dir(tmp_path, "a/b c").name == "a_b_c"
     name = default_run_name(Parameters())
-    assert name.startswith("commitment-") and len(name.split("-")[-1]) == 8
+    assert name.startswith("key_door-") and len(name.split("-")[-1]) == 8
     assert name.split("-")[-1] != default_run_name(Parameters(seed=1)).split("-")[-1]
 
 
@@ -221,7 +229,7 @@ def test_wandb_offline_run_holds_the_config(
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
-    params = Parameters(theory={"beta_r": 7.0})
+    params = Parameters(world="commitment", theory={"beta_r": 7.0})
     result = run_experiment(
         params,
         output_dir=tmp_path,
@@ -279,7 +287,9 @@ def test_wandb_online_without_credentials_never_prompts(
 @pytest.mark.slow
 def test_learned_and_both_solvers_end_to_end(tmp_path: Path) -> None:
     knobs = {"num_frames": 300, "frames_per_batch": 100, "num_envs": 4}
-    params = Parameters(solver="learned", phase1=knobs, phase2=knobs)
+    params = Parameters(
+        world="commitment", solver="learned", phase1=knobs, phase2=knobs
+    )
     learned = run(tmp_path, params, run_name="learned")
     assert learned.status == "completed" and learned.solution is learned.learned
     policy = [v for k, v in learned.metrics.items() if k.startswith("robot_policy_s0/")]

@@ -144,3 +144,21 @@ def test_masked_softmax_infinite_rows() -> None:
     assert torch.allclose(probs, t([[0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0] * 3]))
     q = t([[-INF, -INF]])
     assert torch.allclose(T.robot_policy(q, 5.0, mask[:1, :2]), t([[0.5, 0.5]]))
+
+
+def test_policies_are_differentiable() -> None:
+    """Gradients flow through eqs. (2) and (5), as the learned losses need."""
+    q_m = torch.tensor([[0.2, 0.5, 0.1]], dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True, True, False]])
+    policy = T.human_policy(q_m, 2.0, mask)
+    (policy[0, 0] + T.human_value(policy, q_m).sum()).backward()
+    p0 = 1.0 / (1.0 + math.exp(0.6))
+    # d pi_0 / d q_0 = beta p0 (1 - p0); d V / d q_0 = p0 (1 + beta (q_0 - V)).
+    value = p0 * 0.2 + (1 - p0) * 0.5
+    expected = 2.0 * p0 * (1 - p0) + p0 * (1 + 2.0 * (0.2 - value))
+    assert q_m.grad[0, 0].item() == pytest.approx(expected, rel=1e-9)
+    assert q_m.grad[0, 2].item() == 0.0
+    q_r = torch.tensor([[-1.0, -2.0]], dtype=torch.float64, requires_grad=True)
+    T.robot_policy(q_r, 1.0, torch.ones(1, 2, dtype=torch.bool))[0, 0].backward()
+    # pi_0 = (1/1) / (1/1 + 1/2) = 2/3 and d pi_0 / d Q_0 = -pi_0 (1 - pi_0) / Q_0.
+    assert q_r.grad[0, 0].item() == pytest.approx(2 / 9, rel=1e-9)

@@ -104,7 +104,7 @@ def phase1_chunk(
     pi_h = human_policy(
         q_m,
         humans.beta_h[ids] if humans.beta_scalar is None else humans.beta_scalar,
-        layout.human_mask(ids)[:, :, None, :].expand(q_m.shape).contiguous(),
+        layout.human_mask(ids)[:, :, None, :],
         nu_h=humans.nu_h[ids] if humans.habitual else None,
         pi0_h=humans.pi0_h[ids] if humans.habitual else None,
         reached=torch.index_select(layout.member, 0, ids) if has_rest else None,

@@ -133,6 +133,12 @@ def solve_phase2(
     Acyclic worlds are solved level by level; cyclic worlds by synchronous value
     iteration of ``(V_r, V^e_h)`` until ``max |Delta V^e| <= tolerance`` and
     ``max |Delta V_r| <= tolerance * max(1, |V_r|)``, or ``max_iterations``.
+
+    The iteration starts from the upper bound ``V^e_h = 1`` at non-terminal states.
+    Starting from 0 would give ``X_h = 0`` and ``U_r = -inf`` (eqs. 7-8) in the first
+    sweep, and ``V_r = -inf`` on a cycle is a spurious fixed point of eq. (9) that the
+    iteration never leaves; for a fixed ``pi_r`` eq. (6) is a ``gamma_h``-contraction,
+    so the starting point does not change its fixed point.
     """
     world = layout.world
     S, H, G, A_r = (
@@ -170,6 +176,8 @@ def solve_phase2(
         return Phase2Result(q_r, pi_r, v_e, x_h, u_r, v_r, True, 1)
     live = torch.nonzero(~world.terminal).flatten()
     chunks = layout.chunks(live, chunk_size)
+    v_e[live] = 1.0
+    table_e = goal_backup(layout.member, v_e, gamma).flatten(1)
     for iteration in range(1, max_iterations + 1):
         new_v_e, new_v_r = torch.zeros_like(v_e), v_r.clone()
         for ids in chunks:

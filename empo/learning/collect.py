@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 import torch
-from jaxtyping import Float, Int64
+from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
 from empo import theory
@@ -58,7 +58,10 @@ class _Collector:
         return torch.multinomial(probs, 1, generator=self.generator)[:, 0]
 
     def _explore(
-        self, policy: Float[Tensor, "*n action"], mask: Tensor, epsilon: float
+        self,
+        policy: Float[Tensor, "*n action"],
+        mask: Bool[Tensor, "*n action"],
+        epsilon: float,
     ) -> Float[Tensor, "*n action"]:
         uniform = theory.uniform_policy(mask, policy.dtype)
         return (1.0 - epsilon) * policy + epsilon * uniform

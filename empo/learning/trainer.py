@@ -408,6 +408,11 @@ def train(
             )
         runner1.load_state_dict(saved["phase1"])
         collector1.load_state_dict(saved["collector1"])
+        log.info(
+            "resuming the learned solver from %s (phase 1 at %d frames)",
+            run_dir,
+            runner1.frames,
+        )
     state: dict[str, Any] = {"phase2": None, "collector2": None}
 
     def checkpoint() -> None:
@@ -425,6 +430,9 @@ def train(
         )
 
     _run_phase(runner1, progress, logger, 0, checkpoint, dict)
+    log.info(
+        "phase 1 done: %d frames, %d gradient steps", runner1.frames, runner1.grad_steps
+    )
     phase1 = evaluate_phase1(loss1)
 
     pi_h = phase1["pi_h"].to(torch.float32)
@@ -468,6 +476,9 @@ def train(
         return out
 
     _run_phase(runner2, progress, logger, runner1.frames, checkpoint, initial_metrics)
+    log.info(
+        "phase 2 done: %d frames, %d gradient steps", runner2.frames, runner2.grad_steps
+    )
     phase2 = evaluate_phase2(loss2, float(tp.beta_r))
     solution = LearnedSolution(
         world=compiled,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from empo.parameters.validation import Block, positive, ranged
 from empo.worlds.registry import WorldName
 
-DEFAULT_WORLD = WorldName.COMMITMENT
+DEFAULT_WORLD = WorldName.KEY_DOOR
 """The world of the default experiment (``python -m empo`` with no arguments)."""
 
 

@@ -337,10 +337,12 @@ class CompiledWorld:
         succ, prob = self.successors, self.probabilities
         if bool(((succ < 0) | (succ >= num_states)).any()):
             bad = torch.nonzero((succ < 0) | (succ >= num_states))[0]
-            raise ValueError(f"state {self._name(bad[0])}: successor id out of range")
+            raise ValueError(
+                f"state {self.state_name(bad[0])}: successor id out of range"
+            )
         if bool((prob < -atol).any()):
             bad = torch.nonzero(prob < -atol)[0]
-            raise ValueError(f"state {self._name(bad[0])}: negative probability")
+            raise ValueError(f"state {self.state_name(bad[0])}: negative probability")
         for agent, count in enumerate(counts):
             if bool(self.action_mask[:, agent, count:].any()):
                 raise ValueError(
@@ -353,25 +355,25 @@ class CompiledWorld:
         if bool(no_action.any()):
             state = int(torch.nonzero(no_action)[0])
             raise ValueError(
-                f"non-terminal state {self._name(state)} leaves some agent no action"
+                f"non-terminal state {self.state_name(state)} leaves some agent no action"
             )
         bad_sum = live[:, None] & joint_allowed & ((sums - 1).abs() > atol)
         if bool(bad_sum.any()):
             state, joint = torch.nonzero(bad_sum)[0].tolist()
             raise ValueError(
-                f"state {self._name(state)}, joint action {joint}: probabilities sum "
+                f"state {self.state_name(state)}, joint action {joint}: probabilities sum "
                 f"to {float(sums[state, joint]):.9g}, not 1"
             )
         stray = (~(live[:, None] & joint_allowed)) & (sums.abs() > atol)
         if bool(stray.any()):
             state, joint = torch.nonzero(stray)[0].tolist()
             raise ValueError(
-                f"state {self._name(state)}, joint action {joint}: a terminal state or "
+                f"state {self.state_name(state)}, joint action {joint}: a terminal state or "
                 "masked joint action has positive probability"
             )
         if bool(self.action_mask[self.terminal].any()):
             state = int(torch.nonzero(self.terminal & self.action_mask.any((1, 2)))[0])
-            raise ValueError(f"terminal state {self._name(state)} allows actions")
+            raise ValueError(f"terminal state {self.state_name(state)} allows actions")
         goal_mask = self.goal_weights > 0
         if bool((self.goal_weights < 0).any()):
             raise ValueError("goal_weights must be non-negative")
@@ -388,14 +390,28 @@ class CompiledWorld:
             if reference is None or not torch.equal(reference, self.height):
                 raise ValueError("height does not match the successor structure")
 
-    def _name(self, state: int | Tensor) -> str:
-        """Human-readable name of a state id for error messages."""
+    def state_name(self, state: int | Tensor) -> str:
+        """Human-readable name of a state id, for messages.
+
+        Parameters
+        ----------
+        state
+            A state id (int or 0-d tensor).
+
+        Returns
+        -------
+        str
+            The id followed by the state's label (``state_labels``) or, failing
+            that, its ``state_table`` row; the bare id if the world has neither.
+        """
         state = int(state)
         if self.state_labels is not None:
             return f"{state} ({self.state_labels[state]!r})"
         if self.state_table is not None:
             return f"{state} ({self.state_table[state].tolist()})"
         return str(state)
+
+    _name = state_name
 
 
 def compute_height(
@@ -419,32 +435,57 @@ def compute_height(
         ``[state]`` heights, or ``None`` if some state lies on or above a cycle.
     """
     num_states = successors.shape[0]
-    device = successors.device
-    sources = torch.arange(num_states, device=device)[:, None, None].expand_as(
-        successors
-    )
+    sources = torch.arange(num_states, device=successors.device)[:, None, None]
     positive = probabilities > 0
-    edges = torch.unique(sources[positive] * num_states + successors[positive])
-    src = torch.div(edges, num_states, rounding_mode="floor")
-    dst = edges % num_states
+    edges = torch.unique(
+        sources.expand_as(successors)[positive] * num_states + successors[positive]
+    )
+    return height_from_edges(
+        torch.div(edges, num_states, rounding_mode="floor"),
+        edges % num_states,
+        num_states,
+    )
+
+
+def height_from_edges(
+    src: Int64[Tensor, " edge"], dst: Int64[Tensor, " edge"], num_states: int
+) -> Int64[Tensor, " state"] | None:
+    """Topological height from the positive-probability edges ``src -> dst``.
+
+    Same definition as :func:`compute_height`; an edge may be listed more than once.
+
+    Parameters
+    ----------
+    src, dst
+        Source and successor state id of each edge.
+    num_states
+        Number of states.
+
+    Returns
+    -------
+    Tensor or None
+        ``[state]`` heights, or ``None`` if some state lies on or above a cycle.
+    """
+    device = src.device
     remaining = torch.bincount(src, minlength=num_states)
     order = torch.argsort(dst, stable=True)
-    src_by_dst = src[order]
+    src_by_dst = src.index_select(0, order)
     starts = torch.zeros(num_states + 1, dtype=torch.int64, device=device)
     starts[1:] = torch.cumsum(torch.bincount(dst, minlength=num_states), dim=0)
     height = torch.full((num_states,), -1, dtype=torch.int64, device=device)
     frontier = torch.nonzero(remaining == 0).flatten()
     level = 0
     while frontier.numel() > 0:
-        height[frontier] = level
-        begin, end = starts[frontier], starts[frontier + 1]
+        height.index_fill_(0, frontier, level)
+        begin = starts.index_select(0, frontier)
+        end = starts.index_select(0, frontier + 1)
         sizes = end - begin
         offsets = torch.repeat_interleave(begin - torch.cumsum(sizes, 0) + sizes, sizes)
         positions = offsets + torch.arange(int(sizes.sum()), device=device)
-        parents = src_by_dst[positions]
-        remaining -= torch.bincount(parents, minlength=num_states)
-        candidates = torch.unique(parents)
-        frontier = candidates[remaining[candidates] == 0]
+        parents = src_by_dst.index_select(0, positions)
+        remaining.index_add_(0, parents, torch.ones_like(parents), alpha=-1)
+        ready = parents[remaining.index_select(0, parents) == 0]
+        frontier = torch.unique(ready)
         level += 1
     if bool((height < 0).any()):
         return None

@@ -4,19 +4,23 @@
 by breadth-first search, one *wave* (all states first seen in the previous wave) at a
 time, with every state of a batch and every joint action handled at once:
 
-* states are integer rows; each row is hashed to one 64-bit key (a polynomial hash
-  with wrap-around arithmetic). Known states are a sorted key array searched with
-  :func:`torch.searchsorted`, so there is no Python dictionary per state. Every time
-  two rows share a key their rows are compared, and a hash collision raises an error
-  instead of silently merging two states;
+* states are integer rows; each row is hashed to one 64-bit key (splitmix64 over the
+  salted columns, see :func:`hash_rows`). Known states are a sorted key array searched
+  with :func:`torch.searchsorted`; each wave's new keys are merged into it with one
+  ``searchsorted`` (no re-sort), so there is no Python dictionary per state. Every
+  time two rows share a key their rows are compared, and a hash collision raises an
+  error instead of silently merging two states;
 * all joint actions (mixed radix over all agents, agent 0 most significant, as in
   :mod:`empo.worlds.compiled`) of a batch are expanded together and only the allowed
   ones of non-terminal states are passed to ``model.transitions``;
 * repeated successors of one joint action are merged (probabilities summed), which
-  keeps the successor axis ``K`` small.
+  keeps the successor axis ``K`` small;
+* each successor is resolved to its state id as soon as it is seen (known states at
+  once, states new in this wave when the wave ends), so no key is looked up twice.
 
 The result has ``state_table`` filled (row ``i`` encodes state ``i``), the initial
-state(s) first, then each wave's new states in key order.
+state(s) first, then each wave's new states in key order. It does not depend on
+``batch_size``.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
 from empo.worlds.base import WorldModel
-from empo.worlds.compiled import CompiledWorld, compute_height
+from empo.worlds.compiled import CompiledWorld, height_from_edges
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,8 @@ _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)
 _MIX_1 = 0xBF58476D1CE4E5B9 - (1 << 64)
 _MIX_2 = 0x94D049BB133111EB - (1 << 64)
 _OFFSET = 0x632BE59BD9B4E019
+_SENTINEL = torch.iinfo(torch.int64).max
+_NETWORK_WIDTH = 8
 
 
 def _shift_right_logical(x: Int64[Tensor, "..."], bits: int) -> Int64[Tensor, "..."]:
@@ -56,7 +63,8 @@ def hash_rows(rows: Int64[Tensor, "... dim"]) -> Int64[Tensor, "..."]:
 
     Each salted column is XORed into the key, which is then remixed by the splitmix64
     finaliser; the finaliser is a bijection, so rows that differ in a single column
-    never collide.
+    never collide. On the CPU the same arithmetic runs in NumPy's unsigned 64-bit
+    integers (about twice as fast as emulating logical shifts in torch).
 
     Parameters
     ----------
@@ -68,11 +76,35 @@ def hash_rows(rows: Int64[Tensor, "... dim"]) -> Int64[Tensor, "..."]:
     Tensor
         One key per row.
     """
+    if rows.device.type == "cpu":
+        return _hash_rows_numpy(rows)
+    return _hash_rows_torch(rows)
+
+
+def _hash_rows_torch(rows: Int64[Tensor, "... dim"]) -> Int64[Tensor, "..."]:
+    """:func:`hash_rows` in torch's signed int64 arithmetic (any device)."""
     key = torch.full(rows.shape[:-1], _OFFSET, dtype=torch.int64, device=rows.device)
     for column in range(rows.shape[-1]):
         salt = ((column + 1) * _GOLDEN + (1 << 63)) % (1 << 64) - (1 << 63)
-        key = _mix64(key ^ (rows[..., column] + salt))
+        key = _mix64(key ^ (rows[..., column].to(torch.int64) + salt))
     return key
+
+
+def _hash_rows_numpy(rows: Int64[Tensor, "... dim"]) -> Int64[Tensor, "..."]:
+    """:func:`hash_rows` of CPU rows, computed in ``numpy.uint64`` (wrap-around)."""
+    words = rows.to(torch.int64).contiguous().numpy().view(np.uint64)
+    key = np.full(words.shape[:-1], _OFFSET, dtype=np.uint64)
+    scratch = np.empty_like(key)
+    for column in range(words.shape[-1]):
+        salt = np.uint64(((column + 1) * _GOLDEN) % (1 << 64))
+        np.add(words[..., column], salt, out=scratch)
+        key ^= scratch
+        for shift, factor in ((30, _MIX_1), (27, _MIX_2), (31, None)):
+            np.right_shift(key, np.uint64(shift), out=scratch)
+            key ^= scratch
+            if factor is not None:
+                key *= np.uint64(factor % (1 << 64))
+    return torch.from_numpy(key.view(np.int64))
 
 
 def _check_same_rows(
@@ -90,14 +122,18 @@ def _check_same_rows(
 
 def _dedupe(
     keys: Int64[Tensor, " n"], rows: Int64[Tensor, "n dim"]
-) -> tuple[Int64[Tensor, " m"], Int64[Tensor, "m dim"]]:
-    """Distinct keys (sorted) with one row each; equal keys must mean equal rows."""
+) -> tuple[Int64[Tensor, " m"], Int64[Tensor, "m dim"], Int64[Tensor, " n"]]:
+    """Distinct keys (sorted), one row each, and each input's index among them.
+
+    Equal keys must mean equal rows (else a hash collision is raised).
+    """
     unique_keys, inverse = torch.unique(keys, return_inverse=True)
-    representative = torch.zeros_like(unique_keys).scatter_(
+    representative = torch.empty_like(unique_keys).scatter_(
         0, inverse, torch.arange(len(keys), device=keys.device)
     )
-    _check_same_rows(rows, rows[representative[inverse]])
-    return unique_keys, rows[representative]
+    unique_rows = rows.index_select(0, representative)
+    _check_same_rows(rows, unique_rows.index_select(0, inverse))
+    return unique_keys, unique_rows, inverse
 
 
 def _check_limit(count: int, max_states: int | None, waves: int) -> None:
@@ -109,26 +145,306 @@ def _check_limit(count: int, max_states: int | None, waves: int) -> None:
         )
 
 
+def _sort_outcomes(
+    keys: Int64[Tensor, "pair k"], probabilities: Float[Tensor, "pair k"]
+) -> tuple[Int64[Tensor, "pair k"], Float[Tensor, "pair k"], Int64[Tensor, "pair k"]]:
+    """Stable sort of each pair's outcomes by key; returns keys, probs and order.
+
+    Few outcomes are sorted by an odd-even transposition network of elementwise
+    compare-exchanges (stable: equal keys are never swapped), many by
+    :func:`torch.sort`.
+    """
+    width = keys.shape[1]
+    if width > _NETWORK_WIDTH:
+        keys, order = torch.sort(keys, dim=1, stable=True)
+        return keys, torch.gather(probabilities, 1, order), order
+    columns = [
+        [keys[:, j], probabilities[:, j], torch.full_like(keys[:, 0], j)]
+        for j in range(width)
+    ]
+    for step in range(width):
+        for left in range(step % 2, width - 1, 2):
+            swap = columns[left][0] > columns[left + 1][0]
+            for field in range(3):
+                low, high = columns[left][field], columns[left + 1][field]
+                columns[left][field] = torch.where(swap, high, low)
+                columns[left + 1][field] = torch.where(swap, low, high)
+    return tuple(
+        torch.stack([column[field] for column in columns], dim=1) for field in range(3)
+    )
+
+
+def _merge_sorted(
+    sorted_keys: Int64[Tensor, "pair k"],
+    sorted_probs: Float[Tensor, "pair k"],
+    order: Int64[Tensor, "pair k"],
+) -> tuple[Int64[Tensor, "pair k"], Float[Tensor, "pair k"], Int64[Tensor, "pair k"]]:
+    """Merge runs of equal keys of key-sorted outcomes into the leading columns."""
+    merged_keys = torch.full_like(sorted_keys, _SENTINEL)
+    merged_probs = torch.zeros_like(sorted_probs)
+    source = torch.zeros_like(order)
+    merged_keys[:, 0], merged_probs[:, 0], source[:, 0] = (
+        sorted_keys[:, 0],
+        sorted_probs[:, 0],
+        order[:, 0],
+    )
+    width = sorted_keys.shape[1]
+    flat = torch.arange(len(sorted_keys), device=sorted_keys.device) * width
+    for j in range(1, width):
+        flat = flat + (sorted_keys[:, j] != sorted_keys[:, j - 1])
+        merged_keys.view(-1)[flat] = sorted_keys[:, j]
+        merged_probs.view(-1).index_put_((flat,), sorted_probs[:, j], accumulate=True)
+        source.view(-1)[flat] = order[:, j]
+    return merged_keys, merged_probs, source
+
+
 def _merge_outcomes(
     keys: Int64[Tensor, "pair k"], probabilities: Float[Tensor, "pair k"]
 ) -> tuple[Int64[Tensor, "pair k"], Float[Tensor, "pair k"], Int64[Tensor, "pair k"]]:
-    """Merge repeated successors of each pair, positive entries first.
+    """Merge repeated successors of each pair, sorted by key, live entries first.
 
-    Returns the merged keys, summed probabilities and, per merged entry, the index
-    (along ``k``) of one original entry carrying that key.
+    Returns the merged keys (``int64`` max where dead), summed probabilities (added
+    in the original outcome order) and, per merged entry, the index (along ``k``) of
+    one original entry carrying that key. Pairs with at most one positive outcome
+    (deterministic transitions) skip the sort.
     """
-    sentinel = torch.iinfo(torch.int64).max
-    keys = torch.where(probabilities > 0, keys, torch.full_like(keys, sentinel))
-    sorted_keys, order = torch.sort(keys, dim=1, stable=True)
-    sorted_probs = torch.gather(probabilities, 1, order)
-    first = torch.ones_like(sorted_keys, dtype=torch.bool)
-    first[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
-    group = torch.cumsum(first.long(), dim=1) - 1
-    merged_probs = torch.zeros_like(probabilities).scatter_add_(1, group, sorted_probs)
-    merged_keys = torch.full_like(keys, sentinel).scatter_(1, group, sorted_keys)
-    source = torch.zeros_like(keys).scatter_(1, group, order)
+    positive = probabilities > 0
+    keys = torch.where(positive, keys, _SENTINEL)
+    if keys.shape[1] == 1:
+        return keys, probabilities * positive, torch.zeros_like(keys)
+    merged_keys = torch.full_like(keys, _SENTINEL)
+    merged_probs = torch.zeros_like(probabilities)
+    source = torch.zeros_like(keys)
+    for j in reversed(range(keys.shape[1])):
+        merged_keys[:, 0] = torch.where(positive[:, j], keys[:, j], merged_keys[:, 0])
+        merged_probs[:, 0] = torch.where(
+            positive[:, j], probabilities[:, j], merged_probs[:, 0]
+        )
+        source[:, 0].masked_fill_(positive[:, j], j)
+    several = torch.nonzero(positive.sum(dim=1) > 1).flatten()
+    if several.numel() > 0:
+        merged = _merge_sorted(
+            *_sort_outcomes(
+                keys.index_select(0, several), probabilities.index_select(0, several)
+            )
+        )
+        for target, value in zip((merged_keys, merged_probs, source), merged):
+            target.index_copy_(0, several, value)
     live = merged_probs > 0
-    return torch.where(live, merged_keys, sentinel), merged_probs * live, source
+    return torch.where(live, merged_keys, _SENTINEL), merged_probs * live, source
+
+
+class _Enumeration:
+    """Breadth-first enumeration state: state table, sorted keys and stored batches.
+
+    ``table[:count]`` holds the rows of the known states (capacity grows
+    geometrically); ``known_keys`` is sorted and ``key_order[i]`` is the id of the
+    state with key ``known_keys[i]``. Successor ids of states first seen in the
+    current wave are stored as ``-1 - c`` (``c`` the index among the wave's
+    candidates) until the wave ends.
+    """
+
+    def __init__(
+        self,
+        model: WorldModel,
+        per_agent: Int64[Tensor, "joint agent"],
+        initial: Int64[Tensor, "n dim"],
+        max_states: int | None,
+    ) -> None:
+        self.model = model
+        self.per_agent = per_agent
+        self.counts = [len(names) for names in model.action_names]
+        self.max_states = max_states
+        keys, rows, _ = _dedupe(hash_rows(initial), initial)
+        self.table = rows.clone()
+        self.count = len(rows)
+        self.known_keys = keys
+        self.key_order = torch.arange(len(keys), device=initial.device)
+        self.chunks: dict[str, list[Tensor]] = {
+            name: []
+            for name in (
+                *("pair", "ids", "probs", "edge_src", "edge_dst"),
+                *("mask", "goal", "term"),
+            )
+        }
+        self.waves = 0
+        self._candidate_keys: list[Tensor] = []
+        self._candidate_rows: list[Tensor] = []
+        self._pending = 0
+        self._duplicates = 0
+        self._wave_ids: list[Tensor] = []
+
+    def expand(self, start: int, stop: int) -> None:
+        """Expand the known states ``start:stop``; store their transitions."""
+        model, per_agent = self.model, self.per_agent
+        rows = self.table[start:stop]
+        terminal = model.is_terminal(rows).to(torch.bool)
+        mask = model.action_mask(rows).to(torch.bool) & ~terminal[:, None, None]
+        allowed = mask[:, 0, : self.counts[0]]
+        for agent, count in enumerate(self.counts[1:], start=1):
+            allowed = allowed[:, :, None] & mask[:, agent, None, :count]
+            allowed = allowed.flatten(start_dim=1)
+        stuck = ~terminal & ~allowed.any(dim=1)
+        if bool(stuck.any()):
+            raise ValueError(
+                f"non-terminal state {rows[int(torch.nonzero(stuck)[0])].tolist()} "
+                "allows no joint action"
+            )
+        self.chunks["term"].append(terminal)
+        self.chunks["mask"].append(mask)
+        self.chunks["goal"].append(model.goal_membership(rows).to(torch.bool))
+        pair = torch.nonzero(allowed.flatten()).flatten()
+        if pair.numel() == 0:
+            return
+        num_joint = per_agent.shape[0]
+        state_index = torch.div(pair, num_joint, rounding_mode="floor")
+        successor_rows, probabilities = model.transitions(
+            rows.index_select(0, state_index),
+            per_agent.index_select(0, pair - state_index * num_joint),
+        )
+        successor_rows = successor_rows.to(torch.int64)
+        probabilities = probabilities.to(torch.float64)
+        keys, merged_probs, source = _merge_outcomes(
+            self._hash_outcomes(successor_rows, probabilities), probabilities
+        )
+        live = merged_probs > 0
+        width = max(int(live.sum(dim=1).max()), 1)
+        keys, merged_probs, live = (
+            keys[:, :width],
+            merged_probs[:, :width],
+            live[:, :width],
+        )
+        flat = torch.nonzero(live.flatten()).flatten()
+        pair_index = torch.div(flat, width, rounding_mode="floor")
+        flat_rows = successor_rows.view(-1, successor_rows.shape[-1]).index_select(
+            0,
+            pair_index * successor_rows.shape[1]
+            + source[:, :width].flatten().index_select(0, flat),
+        )
+        unique_keys, unique_rows, inverse = _dedupe(
+            keys.flatten().index_select(0, flat), flat_rows
+        )
+        reference = self._resolve(unique_keys, unique_rows)
+        edges = torch.unique(
+            state_index.index_select(0, pair_index) * len(unique_keys) + inverse
+        )
+        edge_target = reference.index_select(0, edges % len(unique_keys))
+        self.chunks["edge_src"].append(
+            torch.div(edges, len(unique_keys), rounding_mode="floor") + start
+        )
+        self.chunks["edge_dst"].append(edge_target)
+        self._wave_ids.append(edge_target)
+        source_state = (state_index + start)[:, None].expand(-1, width)
+        ids = source_state.flatten().scatter(
+            0, flat, reference.index_select(0, inverse)
+        )
+        ids = ids.view(-1, width)
+        self.chunks["pair"].append(pair + start * num_joint)
+        self.chunks["ids"].append(ids)
+        self.chunks["probs"].append(merged_probs)
+        self._wave_ids.append(ids)
+
+    @staticmethod
+    def _hash_outcomes(
+        successor_rows: Int64[Tensor, "pair k dim"],
+        probabilities: Float[Tensor, "pair k"],
+    ) -> Int64[Tensor, "pair k"]:
+        """Keys of the positive-probability outcomes (0 elsewhere)."""
+        outcome = torch.nonzero(probabilities.flatten() > 0).flatten()
+        if outcome.numel() == probabilities.numel():
+            return hash_rows(successor_rows)
+        flat_rows = successor_rows.reshape(-1, successor_rows.shape[-1])
+        keys = torch.zeros(
+            probabilities.numel(), dtype=torch.int64, device=probabilities.device
+        )
+        keys.scatter_(0, outcome, hash_rows(flat_rows.index_select(0, outcome)))
+        return keys.view(probabilities.shape)
+
+    def _resolve(
+        self, keys: Int64[Tensor, " n"], rows: Int64[Tensor, "n dim"]
+    ) -> Int64[Tensor, " n"]:
+        """Ids of known keys; unknown keys become candidates ``-1 - index``."""
+        known = torch.full_like(keys, -1)
+        if self.known_keys.numel() > 0:
+            position = torch.searchsorted(self.known_keys, keys)
+            position = position.clamp(max=len(self.known_keys) - 1)
+            found = self.known_keys.index_select(0, position) == keys
+            known = torch.where(found, self.key_order.index_select(0, position), known)
+        seen = known >= 0
+        old = torch.nonzero(seen).flatten()
+        _check_same_rows(
+            rows.index_select(0, old),
+            self.table.index_select(0, known.index_select(0, old)),
+        )
+        unseen = ~seen
+        candidate = torch.cumsum(unseen, dim=0) - 1 + self._pending
+        new = torch.nonzero(unseen).flatten()
+        self._candidate_keys.append(keys.index_select(0, new))
+        self._candidate_rows.append(rows.index_select(0, new))
+        self._pending += len(self._candidate_keys[-1])
+        self._check_pending()
+        return torch.where(seen, known, -1 - candidate)
+
+    def _check_pending(self) -> None:
+        """Enforce ``max_states`` during a wave, counting distinct candidates."""
+        if self.max_states is None:
+            return
+        if self.count + self._pending - self._duplicates <= self.max_states:
+            return
+        distinct = torch.unique(torch.cat(self._candidate_keys)).numel()
+        _check_limit(self.count + distinct, self.max_states, self.waves)
+        self._duplicates = self._pending - distinct
+
+    def end_wave(self) -> tuple[int, int]:
+        """Add the wave's new states (in key order); return their id range."""
+        if self._pending == 0:
+            self._reset_wave()
+            return self.count, self.count
+        keys, rows, inverse = _dedupe(
+            torch.cat(self._candidate_keys), torch.cat(self._candidate_rows)
+        )
+        first_new = self.count
+        self._append_rows(rows)
+        _check_limit(self.count, self.max_states, self.waves)
+        new_ids = inverse + first_new
+        for ids in self._wave_ids:
+            candidate = (-1 - ids).clamp(min=0).flatten()
+            fresh = new_ids.index_select(0, candidate).view_as(ids)
+            ids.copy_(torch.where(ids < 0, fresh, ids))
+        device = keys.device
+        new_position = torch.searchsorted(self.known_keys, keys)
+        new_position += torch.arange(len(keys), device=device)
+        old_position = torch.searchsorted(keys, self.known_keys)
+        old_position += torch.arange(len(self.known_keys), device=device)
+        total = len(self.known_keys) + len(keys)
+        merged_keys = torch.empty(total, dtype=torch.int64, device=device)
+        merged_keys.index_copy_(0, new_position, keys)
+        merged_keys.index_copy_(0, old_position, self.known_keys)
+        merged_order = torch.empty_like(merged_keys)
+        merged_order.index_copy_(
+            0, new_position, torch.arange(first_new, self.count, device=device)
+        )
+        merged_order.index_copy_(0, old_position, self.key_order)
+        self.known_keys, self.key_order = merged_keys, merged_order
+        self._reset_wave()
+        return first_new, self.count
+
+    def _reset_wave(self) -> None:
+        """Forget the finished wave's candidates."""
+        self._candidate_keys, self._candidate_rows, self._wave_ids = [], [], []
+        self._pending = self._duplicates = 0
+
+    def _append_rows(self, rows: Int64[Tensor, "n dim"]) -> None:
+        """Append rows to the state table, doubling its capacity when full."""
+        needed = self.count + len(rows)
+        if needed > len(self.table):
+            grown = self.table.new_empty(
+                max(needed, 2 * len(self.table)), rows.shape[1]
+            )
+            grown[: self.count] = self.table[: self.count]
+            self.table = grown
+        self.table[self.count : needed] = rows
+        self.count = needed
 
 
 def compile_world(
@@ -152,7 +468,8 @@ def compile_world(
     max_states
         Raise once more states than this are reachable (``None``: no limit).
     batch_size
-        Number of (state, joint action) pairs passed to ``model.transitions`` at once.
+        Number of (state, joint action) pairs passed to ``model.transitions`` at
+        once (at least one state per call); the result does not depend on it.
 
     Returns
     -------
@@ -171,185 +488,74 @@ def compile_world(
     started = time.perf_counter()
     device = torch.device(device) if device is not None else torch.device("cpu")
     counts = [len(names) for names in model.action_names]
-    num_agents = len(counts)
     num_joint = 1
     for count in counts:
         num_joint *= count
-    joint_ids = torch.arange(num_joint, device=device)
-    per_agent = torch.empty(num_joint, num_agents, dtype=torch.int64, device=device)
-    rest = joint_ids
-    for agent in reversed(range(num_agents)):
+    per_agent = torch.empty(num_joint, len(counts), dtype=torch.int64, device=device)
+    rest = torch.arange(num_joint, device=device)
+    for agent in reversed(range(len(counts))):
         per_agent[:, agent] = rest % counts[agent]
         rest = torch.div(rest, counts[agent], rounding_mode="floor")
     states_per_batch = max(1, batch_size // num_joint)
 
     initial = model.initial_states().to(device=device, dtype=torch.int64)
-    initial_keys = hash_rows(initial)
-    unique_keys, table = _dedupe(initial_keys, initial)
-    first_initial_key = initial_keys[0]
-    known_keys, key_order = unique_keys, torch.arange(len(unique_keys), device=device)
+    first_initial_key = hash_rows(initial[:1])
+    enumeration = _Enumeration(model, per_agent, initial, max_states)
+    start, stop = 0, enumeration.count
+    while stop > start:
+        enumeration.waves += 1
+        for low in range(start, stop, states_per_batch):
+            enumeration.expand(low, min(low + states_per_batch, stop))
+        start, stop = enumeration.end_wave()
+        logger.debug(
+            "wave %d: %d new states, %d in all", enumeration.waves, stop - start, stop
+        )
 
-    chunks: dict[str, list[Tensor]] = {
-        name: [] for name in ("src", "joint", "keys", "probs", "mask", "goal", "term")
-    }
-    frontier = torch.arange(len(table), device=device)
-    waves = 0
-    while frontier.numel() > 0:
-        waves += 1
-        candidate_keys, candidate_rows = [], []
-        pending = 0
-        for start in range(0, frontier.numel(), states_per_batch):
-            ids = frontier[start : start + states_per_batch]
-            new_keys, new_rows = _expand_batch(
-                model, table, ids, per_agent, known_keys, key_order, chunks
-            )
-            candidate_keys.append(new_keys)
-            candidate_rows.append(new_rows)
-            pending += len(new_keys)
-            if max_states is not None and len(table) + pending > max_states:
-                keys, rows = _dedupe(
-                    torch.cat(candidate_keys), torch.cat(candidate_rows)
-                )
-                candidate_keys, candidate_rows, pending = [keys], [rows], len(keys)
-                _check_limit(len(table) + pending, max_states, waves)
-        keys, rows = _dedupe(torch.cat(candidate_keys), torch.cat(candidate_rows))
-        first_new = len(table)
-        table = torch.cat([table, rows])
-        _check_limit(len(table), max_states, waves)
-        new_order = torch.arange(first_new, len(table), device=device)
-        merged_keys = torch.cat([known_keys, keys])
-        merged_keys, order = torch.sort(merged_keys, stable=True)
-        key_order = torch.cat([key_order, new_order])[order]
-        known_keys = merged_keys
-        frontier = new_order
-        logger.debug("wave %d: %d new states, %d in all", waves, len(keys), len(table))
-
-    initial_id = int(_lookup(first_initial_key[None], known_keys, key_order)[0])
-    world = _assemble(
-        model, table, chunks, known_keys, key_order, num_joint, dtype, initial_id
-    )
+    position = torch.searchsorted(enumeration.known_keys, first_initial_key)
+    initial_id = int(enumeration.key_order[position][0])
+    world = _assemble(enumeration, num_joint, dtype, initial_id)
     seconds = time.perf_counter() - started
     world.metadata["compile_seconds"] = seconds
-    world.metadata["states_per_second"] = len(table) / max(seconds, 1e-12)
+    world.metadata["states_per_second"] = world.num_states / max(seconds, 1e-12)
     logger.info(
         "compiled %d states, %d joint actions, K=%d in %.3f s (%d waves)",
-        len(table),
+        world.num_states,
         num_joint,
         world.successors.shape[2],
         seconds,
-        waves,
+        enumeration.waves,
     )
     return world
 
 
-def _lookup(
-    keys: Int64[Tensor, " n"],
-    known_keys: Int64[Tensor, " m"],
-    key_order: Int64[Tensor, " m"],
-) -> Int64[Tensor, " n"]:
-    """State ids of keys (``-1`` where unknown)."""
-    if known_keys.numel() == 0:
-        return torch.full_like(keys, -1)
-    position = torch.searchsorted(known_keys, keys.contiguous())
-    position = position.clamp(max=len(known_keys) - 1)
-    found = known_keys[position] == keys
-    return torch.where(found, key_order[position], torch.full_like(keys, -1))
-
-
-def _expand_batch(
-    model: WorldModel,
-    table: Int64[Tensor, "state dim"],
-    ids: Int64[Tensor, " batch"],
-    per_agent: Int64[Tensor, "joint agent"],
-    known_keys: Int64[Tensor, " m"],
-    key_order: Int64[Tensor, " m"],
-    chunks: dict[str, list[Tensor]],
-) -> tuple[Int64[Tensor, " new"], Int64[Tensor, "new dim"]]:
-    """Expand one batch of states; store its transitions and return unseen successors.
-
-    Appends to ``chunks`` the batch's terminal flags, action masks, goal membership
-    and, per allowed (state, joint action) pair, the merged successor keys and
-    probabilities. Returns the keys and rows of successors not in ``known_keys``.
-    """
-    rows = table[ids]
-    terminal = model.is_terminal(rows).to(torch.bool)
-    mask = model.action_mask(rows).to(torch.bool) & ~terminal[:, None, None]
-    agents = torch.arange(per_agent.shape[1], device=rows.device)
-    allowed = mask[:, agents[None, :], per_agent].all(dim=2)
-    stuck = ~terminal & ~allowed.any(dim=1)
-    if bool(stuck.any()):
-        raise ValueError(
-            f"non-terminal state {rows[int(torch.nonzero(stuck)[0])].tolist()} "
-            "allows no joint action"
-        )
-    chunks["term"].append(terminal)
-    chunks["mask"].append(mask)
-    chunks["goal"].append(model.goal_membership(rows).to(torch.bool))
-    state_index, joint = torch.nonzero(allowed, as_tuple=True)
-    if state_index.numel() == 0:
-        return table.new_zeros(0), table.new_zeros(0, table.shape[1])
-    successor_rows, probabilities = model.transitions(
-        rows[state_index], per_agent[joint]
-    )
-    successor_rows = successor_rows.to(torch.int64)
-    probabilities = probabilities.to(torch.float64)
-    raw_keys = torch.zeros(probabilities.shape, dtype=torch.int64, device=rows.device)
-    outcome = probabilities > 0
-    raw_keys[outcome] = hash_rows(successor_rows[outcome])
-    keys, merged_probs, source = _merge_outcomes(raw_keys, probabilities)
-    width = max(int((merged_probs > 0).sum(dim=1).max()), 1)
-    keys, merged_probs, source = (
-        keys[:, :width],
-        merged_probs[:, :width],
-        source[:, :width],
-    )
-    chunks["src"].append(ids[state_index])
-    chunks["joint"].append(joint)
-    chunks["keys"].append(keys)
-    chunks["probs"].append(merged_probs)
-
-    live = merged_probs > 0
-    pair_index, slot = torch.nonzero(live, as_tuple=True)
-    flat_keys = keys[pair_index, slot]
-    flat_rows = successor_rows[pair_index, source[pair_index, slot]]
-    unique_keys, unique_rows = _dedupe(flat_keys, flat_rows)
-    known = _lookup(unique_keys, known_keys, key_order)
-    seen = known >= 0
-    _check_same_rows(unique_rows[seen], table[known[seen]])
-    return unique_keys[~seen], unique_rows[~seen]
-
-
 def _assemble(
-    model: WorldModel,
-    table: Int64[Tensor, "state dim"],
-    chunks: dict[str, list[Tensor]],
-    known_keys: Int64[Tensor, " state"],
-    key_order: Int64[Tensor, " state"],
+    enumeration: _Enumeration,
     num_joint: int,
     dtype: torch.dtype,
     initial_state: int,
 ) -> CompiledWorld:
     """Scatter the stored batches into the dense tensors of a compiled world.
 
-    The per-state chunks were stored wave by wave in increasing id order.
+    The per-state chunks were stored in increasing state id order.
     """
+    model, chunks = enumeration.model, enumeration.chunks
+    table = enumeration.table[: enumeration.count]
     num_states = len(table)
     device = table.device
-    width = max((k.shape[1] for k in chunks["keys"]), default=1)
-    successors = torch.arange(num_states, device=device)[:, None, None].repeat(
-        1, num_joint, width
+    width = max((ids.shape[1] for ids in chunks["ids"]), default=1)
+    successors = torch.arange(num_states, device=device)[:, None, None].expand(
+        num_states, num_joint, width
     )
+    successors = successors.reshape(num_states * num_joint, width)
     probabilities = torch.zeros(
-        num_states, num_joint, width, dtype=dtype, device=device
+        num_states * num_joint, width, dtype=dtype, device=device
     )
-    for src, joint, keys, probs in zip(
-        chunks["src"], chunks["joint"], chunks["keys"], chunks["probs"]
-    ):
-        live = probs > 0
-        ids = _lookup(keys.flatten(), known_keys, key_order).view_as(keys)
-        slots = keys.shape[1]
-        successors[src, joint, :slots] = torch.where(live, ids, src[:, None])
-        probabilities[src, joint, :slots] = probs.to(dtype)
+    for pair, ids, probs in zip(chunks["pair"], chunks["ids"], chunks["probs"]):
+        slots = ids.shape[1]
+        successors[:, :slots].index_copy_(0, pair, ids)
+        probabilities[:, :slots].index_copy_(0, pair, probs.to(dtype))
+    successors = successors.view(num_states, num_joint, width)
+    probabilities = probabilities.view(num_states, num_joint, width)
     return CompiledWorld(
         agents=tuple(model.agents),
         humans=tuple(model.humans),
@@ -362,8 +568,12 @@ def _assemble(
         goal_membership=torch.cat(chunks["goal"]).permute(1, 2, 0).contiguous(),
         goal_weights=model.goal_weights.to(device=device, dtype=dtype),
         goal_names=tuple(tuple(names) for names in model.goal_names),
-        height=compute_height(successors, probabilities),
+        height=height_from_edges(
+            torch.cat(chunks["edge_src"]) if chunks["edge_src"] else table.new_zeros(0),
+            torch.cat(chunks["edge_dst"]) if chunks["edge_dst"] else table.new_zeros(0),
+            num_states,
+        ),
         initial_state=initial_state,
         rest_action=tuple(model.rest_action),
-        state_table=table,
+        state_table=table.clone(),
     )

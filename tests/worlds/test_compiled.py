@@ -12,7 +12,7 @@ from empo.goals import (
     parse_goal,
     sample_goal_profiles,
 )
-from empo.worlds.compiled import compute_height
+from empo.worlds.compiled import compute_height, height_from_edges
 from empo.worlds.tabular import TabularWorld
 
 
@@ -68,6 +68,25 @@ def test_compute_height_diamond_and_cycles() -> None:
     self_loop = probabilities.clone()
     self_loop[1, 0] = torch.tensor([0.5, 0.5])
     assert compute_height(successors, self_loop) is None
+
+
+def test_height_from_repeated_edges() -> None:
+    # the diamond above, edges listed in a scrambled order with repeats
+    src = torch.tensor([2, 0, 1, 0, 2, 0, 1])
+    dst = torch.tensor([1, 2, 3, 1, 1, 2, 3])
+    assert height_from_edges(src, dst, 4).tolist() == [3, 1, 2, 0]
+    assert height_from_edges(torch.tensor([0, 1]), torch.tensor([1, 0]), 3) is None
+    empty = torch.zeros(0, dtype=torch.int64)
+    assert height_from_edges(empty, empty, 2).tolist() == [0, 0]
+
+
+def test_state_name() -> None:
+    world = chain_world().compile()
+    assert world.state_name(1) == "1 ('s1')"
+    assert world.state_name(torch.tensor(0)) == world._name(0) == "0 ('s0')"
+    unlabeled = replace(world, state_labels=None, state_table=torch.tensor([[5], [6]]))
+    assert unlabeled.state_name(1) == "1 ([6])"
+    assert replace(world, state_labels=None).state_name(2) == "2"
 
 
 def test_levels_raise_for_cyclic_world() -> None:

@@ -11,6 +11,7 @@ from empo.worlds import paradigms
 from empo.worlds.base import WorldModel
 from empo.worlds.compiled import CompiledWorld
 from empo.worlds.compiler import compile_world, hash_rows
+from empo.worlds.compiled import height_from_edges
 from empo.worlds.tabular import TabularWorld
 
 
@@ -60,6 +61,51 @@ class LineWalk:
     def goal_membership(self, states: Tensor) -> Tensor:
         cells = torch.arange(self.width)
         return (states[:, 1, None] == cells)[:, None, :]
+
+
+class Scramble:
+    """Stochastic layered world with ``k`` outcomes per joint action.
+
+    State ``(t, a)``; outcome ``j`` of joint action ``(x, y)`` leads to
+    ``(t + 1, (3 a + 2 x + y + j * j) % width)``, so outcomes repeat (merged) and
+    some have probability 0 (outcome 0 never). The robot may only use action 2 when ``a`` is even.
+    """
+
+    agents = ("human", "robot")
+    humans = (0,)
+    robots = (1,)
+    action_names = (("a", "b"), ("p", "q", "r"))
+    rest_action = (0, 0)
+    state_dim = 2
+
+    def __init__(self, width: int, horizon: int, k: int) -> None:
+        self.width, self.horizon, self.max_outcomes = width, horizon, k
+        self.goal_names = (("zero", "odd"),)
+        self.goal_weights = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+
+    def initial_states(self) -> Tensor:
+        return torch.tensor([[0, 1], [0, 2], [0, 1]])
+
+    def is_terminal(self, states: Tensor) -> Tensor:
+        return states[:, 0] >= self.horizon
+
+    def action_mask(self, states: Tensor) -> Tensor:
+        mask = torch.ones(len(states), 2, 3, dtype=torch.bool)
+        mask[:, 0, 2] = False
+        mask[:, 1, 2] = states[:, 1] % 2 == 0
+        return mask
+
+    def transitions(self, states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        j = torch.arange(self.max_outcomes)
+        base = 3 * states[:, 1] + 2 * actions[:, 0] + actions[:, 1]
+        cell = (base[:, None] + j * j) % self.width
+        time = (states[:, 0] + 1)[:, None].expand_as(cell)
+        weights = ((base[:, None] + j) % 3).double()
+        weights[:, 0] += 1
+        return torch.stack([time, cell], dim=2), weights / weights.sum(1, keepdim=True)
+
+    def goal_membership(self, states: Tensor) -> Tensor:
+        return torch.stack([states[:, 1] == 0, states[:, 1] % 2 == 1], dim=1)[:, None]
 
 
 def brute_force(model: LineWalk) -> dict[tuple, dict[tuple, dict[tuple, float]]]:
@@ -196,3 +242,72 @@ def test_hash_regression_rows() -> None:
     assert hash_rows(rows).unique().numel() == 2
     grid = torch.cartesian_prod(*[torch.arange(2)] * 16)
     assert hash_rows(grid).unique().numel() == 2**16
+
+
+FIELDS = (
+    "action_mask",
+    "successors",
+    "probabilities",
+    "terminal",
+    "goal_membership",
+    "goal_weights",
+    "height",
+    "state_table",
+)
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_batch_size_does_not_change_the_result(k: int) -> None:
+    model = Scramble(width=9, horizon=4, k=k)
+    worlds = [compile_world(model, batch_size=size) for size in (1, 7, 40, 1 << 16)]
+    worlds[0].validate()
+    assert worlds[0].num_states > 20
+    for world in worlds[1:]:
+        assert world.initial_state == worlds[0].initial_state
+        for field in FIELDS:
+            assert torch.equal(getattr(world, field), getattr(worlds[0], field)), field
+
+
+def test_scramble_against_python_merge() -> None:
+    model = Scramble(width=7, horizon=2, k=10)
+    world = compile_world(model, batch_size=5)
+    rows = [tuple(r) for r in world.state_table.tolist()]
+    assert len(set(rows)) == len(rows)
+    keys = hash_rows(world.state_table)
+    for index, state in enumerate(rows):
+        if state[0] >= model.horizon:
+            assert not world.action_mask[index].any()
+            continue
+        for joint in range(world.num_joint_actions):
+            a, b = divmod(joint, 3)
+            if b == 2 and state[1] % 2:
+                assert float(world.probabilities[index, joint].sum()) == 0
+                continue
+            nxt, probs = model.transitions(
+                torch.tensor([state]), torch.tensor([[a, b]])
+            )
+            merged: dict[tuple, float] = {}
+            for s, p in zip(nxt[0].tolist(), probs[0].tolist()):
+                if p > 0:
+                    merged[tuple(s)] = merged.get(tuple(s), 0.0) + p
+            live = world.probabilities[index, joint] > 0
+            got = world.successors[index, joint][live].tolist()
+            assert [rows[s] for s in got] == sorted(
+                merged, key=lambda s: int(keys[rows.index(s)])
+            )
+            for s, p in zip(got, world.probabilities[index, joint][live].tolist()):
+                assert p == pytest.approx(merged[rows[s]], abs=1e-15)
+    edges = world.probabilities > 0
+    src = torch.arange(world.num_states)[:, None, None].expand_as(edges)[edges]
+    expected = height_from_edges(src, world.successors[edges], world.num_states)
+    assert torch.equal(world.height, expected)
+    assert world.height.tolist() == [model.horizon - t for t, _ in rows]
+
+
+def test_numpy_and_torch_hashes_agree() -> None:
+    generator = torch.Generator().manual_seed(3)
+    rows = torch.randint(-(2**62), 2**62, (500, 7), generator=generator)
+    rows[0] = torch.iinfo(torch.int64).max
+    rows[1] = torch.iinfo(torch.int64).min
+    for shape_rows in (rows, rows.view(50, 10, 7), rows[:, :0], rows.int()):
+        assert torch.equal(hash_rows(shape_rows), compiler._hash_rows_torch(shape_rows))

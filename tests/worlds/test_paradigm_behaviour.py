@@ -113,10 +113,11 @@ def test_pause_destroy_powers_and_choice() -> None:
     assert policy["pause"] > policy["both"] > policy["destroy"] > policy["neither"]
 
 
+@pytest.mark.parametrize("eps_x", [0.0, 1e-3])
 @pytest.mark.parametrize("beta_h", [1.0, 4.0])
-def test_confirmation_cyclic_matches_unrolled(beta_h: float) -> None:
+def test_confirmation_cyclic_matches_unrolled(beta_h: float, eps_x: float) -> None:
     theory = TheoryParameters(
-        beta_h=beta_h, gamma_h=0.9, gamma_r=0.9, beta_r=5.0, eps_x=1e-3
+        beta_h=beta_h, gamma_h=0.9, gamma_r=0.9, beta_r=5.0, eps_x=eps_x
     )
     cyclic = solve(paradigms.confirmation(max_confirmations=1), theory, tolerance=1e-13)
     unrolled = solve(

@@ -448,7 +448,7 @@ def sample_successors(
             sample_one(lay, row, joint, u)
             for row, joint, u in zip(states.tolist(), actions.tolist(), uniforms)
         ]
-        return torch.tensor(rows, dtype=states.dtype).view(batch, -1)
+        return torch.tensor(rows, dtype=states.dtype).view(batch, states.shape[1])
     p = plan(lay, states, actions)
     k = torch.zeros(states.shape[0], dtype=torch.long, device=states.device)
     if lay.max_outcomes() > 1:

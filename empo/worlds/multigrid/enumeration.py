@@ -36,11 +36,12 @@ def enumerate_successors(
     """All successors with probabilities, padded to ``lay.max_outcomes()``.
 
     Terminal rows (``t >= max_steps``) get only padding: copies with probability 0.
-    Large batches are processed in chunks of :data:`CHUNK` rows (cache-friendly).
+    Padding entries of other rows (probability 0) are valid states (copies of the
+    row, possibly with turned directions). Large batches are processed in chunks of :data:`CHUNK` rows (cache-friendly).
     """
     parts = [
         _enumerate_unique(lay, states[i : i + CHUNK], actions[i : i + CHUNK])
-        for i in range(0, states.shape[0], CHUNK)
+        for i in range(0, max(states.shape[0], 1), CHUNK)
     ]
     if len(parts) == 1:
         return parts[0]
@@ -122,16 +123,16 @@ def _enumerate_unique(
     still = kinds.index(ActionKind.STILL)
     batch, n = actions.shape
     device = states.device
-    if batch == 1:
+    if batch <= 1:
         base, turn = _effective(lay, states, actions, still)
         return _enumerate_chunk(lay, states, torch.where(turn > 0, actions, base))
     new_group = torch.ones(batch, dtype=torch.bool, device=device)
     new_group[1:] = (states[1:] != states[:-1]).any(dim=1)
     group = torch.cumsum(new_group.long(), 0) - 1
-    firsts = states[new_group]
-    if firsts.shape[0] * len(kinds) <= batch:
-        every = torch.arange(len(kinds), device=device).expand(firsts.shape[0], n, -1)
-        base, turn = _effective(lay, firsts, every, still)
+    groups = int(group[-1]) + 1
+    if groups * len(kinds) <= batch:
+        every = torch.arange(len(kinds), device=device).expand(groups, n, -1)
+        base, turn = _effective(lay, states[new_group], every, still)
         flat = (group.unsqueeze(1) * n + torch.arange(n, device=device)) * len(kinds)
         flat = flat + actions
         base, turn = base.flatten()[flat], turn.flatten()[flat]

@@ -63,21 +63,26 @@ class _Step:
         self.occ = occ
 
     def at(self, cell: int) -> int:
+        """Lowest object id at ``cell``, -1 if none."""
         return self.occ.get(cell, -1)
 
     def enterable(self, cell: int) -> bool:
+        """Whether the terrain of ``cell`` can be entered (open doors included)."""
         terrain = self.tab.terrain[cell]
         if terrain != Terrain.WALL and terrain != Terrain.DOOR:
             return True
         door = self.tab.door_of_cell[cell]
         return door >= 0 and self.s[self.lay.door_col + door] == DoorState.OPEN
 
-    def push_line(self, agent: int, start: int, direction: int) -> tuple[bool, list]:
+    def push_line(
+        self, agent: int, start: int, direction: int
+    ) -> tuple[bool, list[int]]:
         """Whether ``agent`` can push the line at ``start``; the line's cells, end
         cell last."""
         lay, nb = self.lay, self.tab.neighbors
         first_push = lay.n_agents + lay.n_keys
-        line, cell, rock = [], start, False
+        line: list[int] = []
+        cell, rock = start, False
         for _ in range(lay.n_push):
             obj = self.at(cell)
             if obj < first_push:
@@ -99,7 +104,7 @@ class _Step:
         lay, tab, s = self.lay, self.tab, self.s
         n, p = lay.n_agents, lay.n_keys
         base = 1 + 4 * agent
-        pos, d, dead, carry = s[base : base + 4]
+        pos, d, _, carry = s[base : base + 4]
         fwd = tab.neighbors[pos][d]
         front = self.at(fwd)
         if kind == ActionKind.LEFT or kind == ActionKind.RIGHT:

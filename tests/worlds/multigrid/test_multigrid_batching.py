@@ -14,6 +14,7 @@ import torch
 
 from empo.worlds.multigrid.builtin import from_file, key_door
 from empo.worlds.multigrid.dynamics import sample_successors
+from empo.worlds.multigrid.enumeration import _enumerate_chunk
 from empo.worlds.multigrid.objects import DoorState
 from empo.worlds.multigrid.world import MultiGridWorld
 
@@ -175,8 +176,19 @@ def test_sequential_effects_match_the_research_code(
     assert probs[i, 0] == 1.0 and torch.equal(nxt[i, 0], want)
 
 
+def case_states(world: MultiGridWorld, name: str) -> list[torch.Tensor]:
+    """The start states of the :data:`CASES` of world ``name``, as ``[1, dim]``."""
+    return [
+        encode(world, {**start, "doors": start.get("doors", ["locked"])}).unsqueeze(0)
+        for case_name, start, _, _ in CASES
+        if case_name == name
+    ]
+
+
 def probe_states(world: MultiGridWorld, extra: list[torch.Tensor]) -> torch.Tensor:
-    """The initial state, a few seeded random-walk states and ``extra`` rows."""
+    """The initial state, ``extra`` rows and, with 2 agents (49 joint actions), two
+    seeded random-walk states (3 agents have 343 joint actions per state: fewer
+    states keep the row-by-row comparison fast)."""
     gen = torch.Generator().manual_seed(11)
     states = world.initial_states()
     walk = states.expand(4, -1).clone()
@@ -184,7 +196,8 @@ def probe_states(world: MultiGridWorld, extra: list[torch.Tensor]) -> torch.Tens
     for _ in range(3):
         actions = torch.randint(0, n_actions, (4, len(world.agents)), generator=gen)
         walk = sample_successors(world.layout, walk, actions, gen)
-    return torch.unique(torch.cat([states, walk[:2], *extra]), dim=0)
+    walks = 2 if len(world.agents) < 3 else 0
+    return torch.unique(torch.cat([states, walk[:walks], *extra]), dim=0)
 
 
 @pytest.mark.parametrize("name", ["key_door", "key_race", "tiny_mix", "tiny_mix3"])
@@ -192,13 +205,8 @@ def test_all_joint_actions_in_one_batch_equal_rows_one_at_a_time(name: str) -> N
     """For every joint action of several states, transitions computed in one batch
     of all joint actions equal those computed one row at a time."""
     world = build(name)
-    extra = [
-        encode(world, {**start, "doors": start.get("doors", ["locked"])}).unsqueeze(0)
-        for case_name, start, _, _ in CASES
-        if case_name == name
-    ]
     joint = all_joint_actions(world)
-    for row in probe_states(world, extra):
+    for row in probe_states(world, case_states(world, name)):
         states = row.expand(joint.shape[0], -1)
         nxt, probs = world.transitions(states, joint)
         for i in range(joint.shape[0]):
@@ -206,6 +214,32 @@ def test_all_joint_actions_in_one_batch_equal_rows_one_at_a_time(name: str) -> N
             assert torch.equal(one_probs[0], probs[i]), (row.tolist(), joint[i])
             keep = one_probs[0] > 0
             assert torch.equal(one_nxt[0][keep], nxt[i][keep]), (row.tolist(), joint[i])
+
+
+def distribution(successors: torch.Tensor, probs: torch.Tensor) -> dict:
+    """``{successor row: summed probability}`` of one pair."""
+    result: dict = {}
+    for row, p in zip(successors.tolist(), probs.tolist()):
+        if p > 0:
+            result[tuple(row)] = result.get(tuple(row), 0.0) + p
+    return result
+
+
+@pytest.mark.parametrize("name", ["key_door", "key_race", "tiny_mix", "tiny_mix3"])
+def test_factored_enumeration_equals_plain_rules(name: str) -> None:
+    """Replacing no-op actions by ``still`` and factoring out turns (enumeration.py)
+    gives, for every joint action, the same distribution as executing the rules on
+    the actions as given."""
+    world = build(name)
+    joint = all_joint_actions(world)
+    for row in probe_states(world, case_states(world, name)):
+        states = row.expand(joint.shape[0], -1)
+        nxt, probs = world.transitions(states, joint)
+        plain_nxt, plain_probs = _enumerate_chunk(world.layout, states, joint)
+        for i in range(joint.shape[0]):
+            assert distribution(nxt[i], probs[i]) == distribution(
+                plain_nxt[i], plain_probs[i]
+            ), (row.tolist(), joint[i].tolist())
 
 
 def test_stumble_probabilities_are_exact() -> None:
@@ -222,3 +256,13 @@ def test_stumble_probabilities_are_exact() -> None:
     assert probs.dtype == torch.float64
     got = sorted(float(p) for p in probs[0] if p > 0)
     assert got == [0.15, 0.15, 0.7]
+
+
+def test_empty_batches() -> None:
+    world = key_door()
+    states = world.initial_states()[:0]
+    actions = torch.zeros(0, 2, dtype=torch.long)
+    nxt, probs = world.transitions(states, actions)
+    assert nxt.shape == (0, world.max_outcomes, world.state_dim)
+    assert probs.shape == (0, world.max_outcomes)
+    assert world.sample(states, actions).shape == (0, world.state_dim)

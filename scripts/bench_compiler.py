@@ -1,0 +1,155 @@
+"""Benchmark of the generic batched compiler :func:`empo.worlds.compiler.compile_world`.
+
+Compiles three worlds and prints a markdown table: states, joint actions, wall-clock
+seconds (best of ``--repeats``), states per second, (state, joint action) pairs per
+second, and the seconds spent inside the model's own ``transitions`` (so that the
+compiler's share is the difference):
+
+* ``key_door``: the built-in MultiGrid world (49 joint actions);
+* ``transport``: the small ferry world with 3 humans, 2 seats and horizon 12;
+* ``random``: a random layered tabular world (:func:`random_layered_world`) served
+  back as a world model whose transitions are table look-ups, which measures the
+  compiler alone.
+
+Runs with one torch thread by default (``--threads 0`` keeps torch's default).
+
+Example::
+
+    python scripts/bench_compiler.py --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from empo.worlds.compiled import CompiledWorld
+from empo.worlds.compiler import compile_world
+from empo.worlds.random_world import random_layered_world
+
+
+class TableModel:
+    """A compiled world served as a world model; a state is the row ``[id]``."""
+
+    state_dim = 1
+
+    def __init__(self, world: CompiledWorld) -> None:
+        self.world = world
+        self.agents, self.humans, self.robots = world.agents, world.humans, world.robots
+        self.action_names, self.rest_action = world.action_names, world.rest_action
+        self.goal_names, self.goal_weights = world.goal_names, world.goal_weights
+        self.max_outcomes = world.successors.shape[2]
+        self.goals_by_state = world.goal_membership.permute(2, 0, 1)
+
+    def initial_states(self) -> Tensor:
+        """The initial state's row."""
+        return torch.tensor([[self.world.initial_state]])
+
+    def is_terminal(self, states: Tensor) -> Tensor:
+        """Terminal flags."""
+        return self.world.terminal[states[:, 0]]
+
+    def action_mask(self, states: Tensor) -> Tensor:
+        """Per-agent action masks."""
+        return self.world.action_mask[states[:, 0]]
+
+    def goal_membership(self, states: Tensor) -> Tensor:
+        """Goal membership per human and goal."""
+        return self.goals_by_state[states[:, 0]]
+
+    def transitions(self, states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Successor rows and probabilities, looked up in the tables."""
+        joint = torch.zeros_like(actions[:, 0])
+        for agent, names in enumerate(self.action_names):
+            joint = joint * len(names) + actions[:, agent]
+        ids = states[:, 0]
+        return (
+            self.world.successors[ids, joint][:, :, None],
+            self.world.probabilities[ids, joint],
+        )
+
+
+class TimedModel:
+    """Wraps a world model and adds up the seconds spent in ``transitions``."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.model, name)
+
+    def transitions(self, states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """The wrapped model's transitions, timed."""
+        started = time.perf_counter()
+        result = self.model.transitions(states, actions)
+        self.seconds += time.perf_counter() - started
+        return result
+
+
+def _key_door() -> object:
+    from empo.worlds.multigrid.builtin import key_door
+
+    return key_door()
+
+
+def _transport() -> object:
+    from empo.worlds.transport.builtin import small
+
+    return small(n_humans=3, capacity=2, horizon=12)
+
+
+def _random() -> object:
+    world = random_layered_world(
+        100_000, num_actions=[5, 5], num_layers=20, max_outcomes=3, seed=0
+    )
+    return TableModel(world)
+
+
+WORLDS: dict[str, Callable[[], object]] = {
+    "key_door": _key_door,
+    "transport": _transport,
+    "random": _random,
+}
+
+
+def main() -> None:
+    """Parse arguments, compile each world and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--worlds", default=",".join(WORLDS))
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1 << 16)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        "| world | states | joint actions | seconds | states/s | pairs/s "
+        "| transitions s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in args.worlds.split(","):
+        model = WORLDS[name]()
+        best: tuple[float, float] | None = None
+        for _ in range(args.repeats):
+            timed = TimedModel(model)
+            started = time.perf_counter()
+            world = compile_world(timed, batch_size=args.batch_size)
+            seconds = time.perf_counter() - started
+            if best is None or seconds < best[0]:
+                best = (seconds, timed.seconds)
+        seconds, in_model = best
+        pairs = world.num_states * world.num_joint_actions
+        print(
+            f"| {name} | {world.num_states} | {world.num_joint_actions} "
+            f"| {seconds:.3f} | {world.num_states / seconds:,.0f} "
+            f"| {pairs / seconds:,.0f} | {in_model:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
