@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,12 +151,21 @@ def _draw(
     compiled = solution.world
     if hasattr(world, "power_heatmap"):
         w_h = torch.log2(solution.phase2["x_h"])
+        path = torch.tensor(evaluation.trajectory, device=w_h.device)
+        total = w_h[path].sum(1).masked_fill(compiled.terminal[path], -math.inf)
+        references = {
+            "": (compiled.initial_state, "initial state"),
+            "_peak": (int(path[total.argmax()]), "power peak"),
+        }
         for h, name in enumerate(evaluation.humans):
-            values = world.power_heatmap(compiled, w_h, h, compiled.initial_state)
-            key = f"power_heatmap_{name}"
-            images[key] = plot_heatmap(
-                values, f"Power $W_h$ of {name} [bits]", run_dir / f"{key}.png"
-            )
+            for suffix, (state, where) in references.items():
+                values = world.power_heatmap(compiled, w_h, h, state)
+                key = f"power_heatmap_{name}{suffix}"
+                images[key] = plot_heatmap(
+                    values,
+                    f"$W_h$ of {name} [bits], {where}",
+                    run_dir / f"{key}.png",
+                )
     if hasattr(world, "render_state"):
         rows = (
             compiled.state_table

@@ -219,8 +219,14 @@ def test_world_drawing_hooks_give_gif_and_heatmaps(
         4,
     ]
     assert (result.run_dir / "power_heatmap_human.png").is_file()
+    assert (result.run_dir / "power_heatmap_human_peak.png").is_file()
     num_states = result.metrics["num_states"]
-    assert world.heatmap_calls == [(0, 0, (num_states, 1))]
+    peak = world.heatmap_calls[1][1]
+    assert world.heatmap_calls == [(0, 0, (num_states, 1)), (0, peak, (num_states, 1))]
+    compiled = result.solution.world
+    live = [s for s in result.evaluation.trajectory if not compiled.terminal[s]]
+    x_h = result.solution.phase2["x_h"][:, 0]
+    assert peak in live and x_h[peak] == max(x_h[s] for s in live)
 
 
 def test_wandb_offline_run_holds_the_config(

@@ -196,7 +196,7 @@ def solve(
     )
     bad = infinite_utility_states(solution)
     if len(bad):
-        names = [compiled._name(s) for s in bad[:5].tolist()]
+        names = [compiled.state_name(s) for s in bad[:5].tolist()]
         warnings.warn(
             f"U_r = -inf at {len(bad)} non-terminal states (e.g. {', '.join(names)}): "
             "some human has X_h = 0 there (no goal reachable); set theory.eps_x > 0 "

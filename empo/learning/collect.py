@@ -21,6 +21,7 @@ from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
 from empo import theory
+from empo.learning.actor_critic import ActorCriticLoss
 from empo.learning.losses import Phase1Loss, Phase2Loss
 from empo.learning.model import TransitionModel
 
@@ -196,14 +197,15 @@ class Phase1Collector(_Collector):
 class Phase2Collector(_Collector):
     """Phase-2 rollouts: humans follow the frozen phase-1 policy for a goal profile
     resampled every ``N_g`` steps; the robot follows eq. (5) at the annealed ``β'_r``
-    from the online ``Q_r``, mixed with ε uniform exploration.
+    from the online ``Q_r`` (DQN variant) or the actor (actor-critic variant), mixed
+    with ε uniform exploration.
 
     Parameters
     ----------
     model
         The batched world model.
     loss
-        The phase-2 loss (its online ``Q_r`` gives the robot policy).
+        The phase-2 loss (its ``acting_policy`` gives the robot policy).
     num_envs
         Parallel environments.
     max_episode_steps
@@ -217,7 +219,7 @@ class Phase2Collector(_Collector):
     def __init__(
         self,
         model: TransitionModel,
-        loss: Phase2Loss,
+        loss: Phase2Loss | ActorCriticLoss,
         num_envs: int,
         max_episode_steps: int,
         goal_resample_steps: int,
@@ -233,7 +235,6 @@ class Phase2Collector(_Collector):
     ) -> Int64[Tensor, " frames"]:
         """Run ``ceil(frames / num_envs)`` steps and return the visited states."""
         model = self.model
-        tp = self.loss.theory_params
         rows = torch.arange(self.num_envs, device=model.device)
         visited = []
         for _ in range(math.ceil(frames / self.num_envs)):
@@ -244,10 +245,7 @@ class Phase2Collector(_Collector):
                 [self._sample(pi_h[:, h]) for h in range(model.num_humans)], dim=1
             )
             mask_r = model.robot_mask(self.states)
-            q_r = self.loss.robot_q(self.loss.qr_network_params, self.states) * mask_r
-            pi_r = theory.robot_policy(
-                q_r, beta_r, mask_r, eps_q=tp.eps_q, kind=tp.robot_policy.value
-            )
+            pi_r = self.loss.acting_policy(self.states, beta_r)
             robot = self._sample(self._explore(pi_r, mask_r, epsilon))
             joint = self._all_robot_joints(human_actions)[rows, robot]
             visited.append(self._advance(joint, self.goal_resample_steps))

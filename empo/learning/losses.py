@@ -31,7 +31,7 @@ from empo import theory
 from empo.learning.model import TransitionModel
 from empo.parameters.theory import TheoryParameters
 
-__all__ = ["Phase1Loss", "Phase2Loss", "X_FLOOR"]
+__all__ = ["Phase1Loss", "Phase2Base", "Phase2Loss", "X_FLOOR"]
 
 X_FLOOR = 1e-8
 """Floor on ``X_h`` inside training targets so that a network still near its random
@@ -170,7 +170,110 @@ class Phase1Loss(LossModule):
         return TensorDict({"loss_z": loss}, batch_size=[])
 
 
-class Phase2Loss(LossModule):
+class Phase2Base(LossModule):
+    """Parts shared by the phase-2 losses: the ``V^e_h`` network and its target (13).
+
+    Parameters
+    ----------
+    ve_network
+        The ``V^e`` network.
+    model
+        The batched world model.
+    theory_params
+        Normative parameters.
+    pi_h
+        ``[state, human, goal, action]`` frozen phase-1 policy.
+    sampled
+        Sampled instead of expected targets.
+    generator
+        Random generator for sampled successors.
+    """
+
+    ve_network: TensorDictModule
+    ve_network_params: TensorDictParams
+    target_ve_network_params: TensorDictParams
+
+    def __init__(
+        self,
+        ve_network: TensorDictModule,
+        model: TransitionModel,
+        theory_params: TheoryParameters,
+        pi_h: Float[Tensor, "state human goal action"],
+        sampled: bool = False,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.convert_to_functional(ve_network, "ve_network", create_target_params=True)
+        self.in_keys = ["state"]
+        self.model = model
+        self.theory_params = theory_params
+        self.pi_h = pi_h
+        self.sampled = sampled
+        self.generator = generator
+        self.beta_r = float(theory_params.beta_r)
+        self.humans = torch.arange(model.num_humans, device=model.device)
+        self.goals = torch.arange(model.num_goals, device=model.device)
+
+    def goal_values(
+        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> Float[Tensor, "batch human goal"]:
+        """``V^e_h(s, g)`` for all humans and goals, in ``[0, 1]``, 0 when terminal."""
+        with params.to_module(self.ve_network):
+            v_e = self.ve_network.module(
+                states[:, None, None], self.humans[None, :, None], self.goals[None]
+            )
+        alive = ~self.model.terminal[states]
+        return v_e.clamp(0.0, 1.0) * alive[:, None, None]
+
+    def goal_value_target(
+        self,
+        succ: Int64[Tensor, "batch joint k"],
+        prob: Float[Tensor, "batch joint k"],
+        v_e_next: Float[Tensor, "batch joint k human goal"],
+        pi_h: Float[Tensor, "batch human goal action"],
+        pi_bar: Float[Tensor, "batch human action"],
+        pi_r: Float[Tensor, "batch a_r"],
+    ) -> Float[Tensor, "batch human goal"]:
+        """Target (13) of ``V^e_h(s, g)`` in expectation over joint actions (eq. 6).
+
+        Human ``h`` follows ``π_h(s, g)``, the other humans their goal marginals
+        ``π̄_h'(s)`` and the robot ``pi_r``.
+        """
+        model = self.model
+        backup = theory.goal_backup(
+            model.in_goal(succ), v_e_next, self.theory_params.gamma_h
+        )
+        expected = (prob[..., None, None] * backup).sum(2)
+        ve_target = []
+        for h, agent in enumerate(model.humans):
+            factors = {
+                other: pi_bar[:, k, None, :]
+                for k, other in enumerate(model.humans)
+                if other != agent
+            }
+            factors[agent] = pi_h[:, h]
+            weights = model.joint_weights(factors, pi_r[:, None, :])
+            ve_target.append((weights * expected[:, :, h].transpose(1, 2)).sum(-1))
+        return torch.stack(ve_target, dim=1)
+
+    def goal_value_loss(
+        self,
+        states: Int64[Tensor, " batch"],
+        ve_target: Float[Tensor, "batch human goal"],
+    ) -> Tensor:
+        """Mean squared error of the online ``V^e_h`` against ``ve_target``."""
+        model = self.model
+        alive = ~model.terminal[states]
+        with self.ve_network_params.to_module(self.ve_network):
+            ve_pred = self.ve_network.module(
+                states[:, None, None], self.humans[None, :, None], self.goals[None]
+            )
+        ve_weight = (model.goal_mask[None] & alive[:, None, None]).to(ve_pred.dtype)
+        loss_ve = ((ve_pred - ve_target).pow(2) * ve_weight).sum()
+        return loss_ve / ve_weight.sum().clamp_min(1.0)
+
+
+class Phase2Loss(Phase2Base):
     """Loss of phase 2: ``V^e_h`` by target (13) and ``Q_r`` by target (12).
 
     With phase 1 frozen (the table ``pi_h`` of eq. (2)), the targets at a state ``s``
@@ -209,9 +312,6 @@ class Phase2Loss(LossModule):
         minimiser (1: plain mean squared error).
     """
 
-    ve_network: TensorDictModule
-    ve_network_params: TensorDictParams
-    target_ve_network_params: TensorDictParams
     qr_network: TensorDictModule
     qr_network_params: TensorDictParams
     target_qr_network_params: TensorDictParams
@@ -227,31 +327,10 @@ class Phase2Loss(LossModule):
         generator: torch.Generator | None = None,
         advantage_weight: float = 1.0,
     ):
-        super().__init__()
-        self.convert_to_functional(ve_network, "ve_network", create_target_params=True)
+        super().__init__(ve_network, model, theory_params, pi_h, sampled, generator)
         self.convert_to_functional(qr_network, "qr_network", create_target_params=True)
-        self.in_keys = ["state"]
         self.out_keys = ["loss_v_e", "loss_q_r"]
-        self.model = model
-        self.theory_params = theory_params
-        self.pi_h = pi_h
-        self.sampled = sampled
-        self.generator = generator
-        self.beta_r = float(theory_params.beta_r)
         self.advantage_weight = advantage_weight
-        self.humans = torch.arange(model.num_humans, device=model.device)
-        self.goals = torch.arange(model.num_goals, device=model.device)
-
-    def goal_values(
-        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
-    ) -> Float[Tensor, "batch human goal"]:
-        """``V^e_h(s, g)`` for all humans and goals, in ``[0, 1]``, 0 when terminal."""
-        with params.to_module(self.ve_network):
-            v_e = self.ve_network.module(
-                states[:, None, None], self.humans[None, :, None], self.goals[None]
-            )
-        alive = ~self.model.terminal[states]
-        return v_e.clamp(0.0, 1.0) * alive[:, None, None]
 
     def robot_q(
         self, params: TensorDictParams, states: Int64[Tensor, " batch"]
@@ -318,21 +397,31 @@ class Phase2Loss(LossModule):
         v_r_next = (prob * nxt["v_r"][inverse]).sum(-1)
         marginals = {agent: pi_bar[:, h] for h, agent in enumerate(model.humans)}
         q_target = tp.gamma_r * model.robot_marginal(v_r_next, marginals)
-        backup = theory.goal_backup(
-            model.in_goal(succ), nxt["v_e"][inverse], tp.gamma_h
+        ve_target = self.goal_value_target(
+            succ, prob, nxt["v_e"][inverse], pi_h, pi_bar, pi_r
         )
-        expected = (prob[..., None, None] * backup).sum(2)
-        ve_target = []
-        for h, agent in enumerate(model.humans):
-            factors = {
-                other: pi_bar[:, k, None, :]
-                for k, other in enumerate(model.humans)
-                if other != agent
-            }
-            factors[agent] = pi_h[:, h]
-            weights = model.joint_weights(factors, pi_r[:, None, :])
-            ve_target.append((weights * expected[:, :, h].transpose(1, 2)).sum(-1))
-        return torch.stack(ve_target, dim=1), q_target
+        return ve_target, q_target
+
+    @torch.no_grad()
+    def online_values(
+        self, states: Int64[Tensor, " batch"], beta_r: float
+    ) -> dict[str, Tensor]:
+        """:meth:`robot_values` of the online networks."""
+        return self.robot_values(
+            self.ve_network_params, self.qr_network_params, states, beta_r
+        )
+
+    @torch.no_grad()
+    def acting_policy(
+        self, states: Int64[Tensor, " batch"], beta_r: float
+    ) -> Float[Tensor, "batch a_r"]:
+        """Robot policy of the rollouts: eq. (5) at ``beta_r``, online ``Q_r``."""
+        tp = self.theory_params
+        mask_r = self.model.robot_mask(states)
+        q_r = self.robot_q(self.qr_network_params, states) * mask_r
+        return theory.robot_policy(
+            q_r, beta_r, mask_r, eps_q=tp.eps_q, kind=tp.robot_policy.value
+        )
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """Losses ``loss_v_e`` (squared error) and ``loss_q_r`` (in ``log(-Q_r)``).
@@ -344,14 +433,7 @@ class Phase2Loss(LossModule):
         states = tensordict.get("state")
         with torch.no_grad():
             ve_target, q_target = self._targets(states)
-        alive = ~model.terminal[states]
-        with self.ve_network_params.to_module(self.ve_network):
-            ve_pred = self.ve_network.module(
-                states[:, None, None], self.humans[None, :, None], self.goals[None]
-            )
-        ve_weight = (model.goal_mask[None] & alive[:, None, None]).to(ve_pred.dtype)
-        loss_ve = ((ve_pred - ve_target).pow(2) * ve_weight).sum()
-        loss_ve = loss_ve / ve_weight.sum().clamp_min(1.0)
+        loss_ve = self.goal_value_loss(states, ve_target)
         with self.qr_network_params.to_module(self.qr_network):
             log_pred = self.qr_network.module(states)
         q_weight = model.robot_mask(states).to(log_pred.dtype)

@@ -29,6 +29,10 @@ one network serves every human.
   spans orders of magnitude (``U_r / (1 - γ_r)``); the power-law policy (5) depends
   only on ``log(-Q_r)``, so regressing that quantity fits exactly what the policy
   reads, with relative rather than absolute errors.
+* :func:`robot_value_module` and :func:`robot_policy_module` — the actor-critic
+  variant of phase 2: ``V_r(s)`` output as ``log(-V_r)`` (key ``"log_neg_v_r"``,
+  ``V_r < 0`` like ``Q_r``) and the logits of ``π_r(s)`` over joint robot actions
+  (key ``"logits_r"``; disallowed actions are masked by the loss).
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ __all__ = [
     "StateNet",
     "goal_value_module",
     "joint_backup_module",
+    "robot_policy_module",
     "robot_q_module",
+    "robot_value_module",
 ]
 
 
@@ -215,3 +221,19 @@ def robot_q_module(
     """Phase-2 network: ``"state" -> "log_neg_q_r"`` with ``Q_r = -exp(·)`` (eq. 4)."""
     net = StateNet(encoder, robot_actions, hidden)
     return TensorDictModule(net, in_keys=["state"], out_keys=["log_neg_q_r"])
+
+
+def robot_value_module(
+    encoder: StateEncoder, hidden: tuple[int, ...]
+) -> TensorDictModule:
+    """Critic: ``"state" -> "log_neg_v_r"`` with ``V_r = -exp(·)`` (eq. 9)."""
+    net = StateNet(encoder, 1, hidden)
+    return TensorDictModule(net, in_keys=["state"], out_keys=["log_neg_v_r"])
+
+
+def robot_policy_module(
+    encoder: StateEncoder, robot_actions: int, hidden: tuple[int, ...]
+) -> TensorDictModule:
+    """Actor: ``"state" -> "logits_r"`` over joint robot actions (eq. 5)."""
+    net = StateNet(encoder, robot_actions, hidden)
+    return TensorDictModule(net, in_keys=["state"], out_keys=["logits_r"])

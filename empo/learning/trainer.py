@@ -6,9 +6,10 @@ phase's collector, store the visited states in a TorchRL replay buffer, then tak
 states drawn uniformly from the enumerated world, which guarantees coverage on small
 worlds), each followed by a soft target-network update. Phase 1 runs to the end, is
 evaluated on every state and frozen into a policy table ``π_h``; phase 2 then learns
-``V^e_h`` and ``Q_r`` against it. Checkpoints (:mod:`empo.learning.checkpoint`) hold
-the complete state, so an interrupted run resumes and ends exactly as an
-uninterrupted one.
+``V^e_h`` and ``Q_r`` (DQN variant) or ``V_r`` and ``π_r`` (actor-critic variant,
+:mod:`empo.learning.actor_critic`) against it. Checkpoints
+(:mod:`empo.learning.checkpoint`) hold the complete state, so an interrupted run
+resumes and ends exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torchrl.objectives import LossModule, SoftUpdate
 from tqdm.auto import tqdm
 
 from empo import theory
+from empo.learning.actor_critic import ActorCriticLoss
 from empo.learning.checkpoint import load_checkpoint, save_checkpoint
 from empo.learning.collect import Phase1Collector, Phase2Collector
 from empo.learning.losses import Phase1Loss, Phase2Loss
@@ -38,7 +40,9 @@ from empo.learning.modules import (
     StateEncoder,
     goal_value_module,
     joint_backup_module,
+    robot_policy_module,
     robot_q_module,
+    robot_value_module,
 )
 from empo.learning.schedules import annealed_beta, linear_epsilon
 from empo.learning.shaping import goal_distance_potential
@@ -67,8 +71,8 @@ class LearnedSolution:
         ``q_r``, ``pi_r`` ``[state, robot_action]``, ``v_e`` ``[state, human, goal]``,
         ``x_h`` ``[state, human]``, ``u_r`` and ``v_r`` ``[state]``.
     networks
-        The phase loss modules, holding the trained networks (``z``; ``v_e``, ``q_r``)
-        and their target copies.
+        The phase loss modules, holding the trained networks (``z``; ``v_e`` and
+        ``q_r``, or ``v_e``, ``v_r`` and the actor) and their target copies.
     stats
         Frames, gradient steps and the seconds spent collecting and updating, per
         phase (cumulated over interrupted and resumed runs).
@@ -253,12 +257,9 @@ def evaluate_phase1(loss: Phase1Loss) -> TensorDict:
 
 
 @torch.no_grad()
-def evaluate_phase2(loss: Phase2Loss, beta_r: float) -> TensorDict:
-    """``v_e, x_h, u_r, q_r, pi_r, v_r`` of the online phase-2 networks on every state."""
-    parts = [
-        loss.robot_values(loss.ve_network_params, loss.qr_network_params, ids, beta_r)
-        for ids in _chunks(loss.model)
-    ]
+def evaluate_phase2(loss: Phase2Loss | ActorCriticLoss, beta_r: float) -> TensorDict:
+    """``v_e, x_h, u_r, q_r, pi_r, v_r`` of the online phase-2 networks, all states."""
+    parts = [loss.online_values(ids, beta_r) for ids in _chunks(loss.model)]
     out = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
     return TensorDict(out, batch_size=[loss.model.num_states])
 
@@ -347,11 +348,6 @@ def train(
     from empo.parameters.learning import Phase2Variant
     from empo.worlds.registry import compile_any
 
-    if params.phase2.variant != Phase2Variant.DQN:
-        raise ValueError(
-            f"phase2.variant = {params.phase2.variant.value!r} is not available in the "
-            "learned solver; use 'dqn'"
-        )
     device = torch.device(device or "cpu")
     compiled = compile_any(world, device="cpu", dtype=torch.float64)
     model = TransitionModel(compiled, device)
@@ -375,11 +371,25 @@ def train(
             k2.embed_dim,
             tuple(k2.hidden_sizes),
         ).to(device)
-        qr_net = robot_q_module(
-            _encoder(model, k2, compiled, device),
-            model.robot_actions,
-            tuple(k2.hidden_sizes),
-        ).to(device)
+        if k2.variant == Phase2Variant.DQN:
+            robot_nets = [
+                robot_q_module(
+                    _encoder(model, k2, compiled, device),
+                    model.robot_actions,
+                    tuple(k2.hidden_sizes),
+                ).to(device)
+            ]
+        else:
+            robot_nets = [
+                robot_value_module(
+                    _encoder(model, k2, compiled, device), tuple(k2.hidden_sizes)
+                ).to(device),
+                robot_policy_module(
+                    _encoder(model, k2, compiled, device),
+                    model.robot_actions,
+                    tuple(k2.hidden_sizes),
+                ).to(device),
+            ]
     gen1, buf1, gen2, buf2 = (_generator(s, device) for s in seeds[1:5])
     potential = None
     if k1.shaping_scale > 0:
@@ -436,16 +446,28 @@ def train(
     phase1 = evaluate_phase1(loss1)
 
     pi_h = phase1["pi_h"].to(torch.float32)
-    loss2 = Phase2Loss(
-        ve_net,
-        qr_net,
-        model,
-        tp,
-        pi_h,
-        sampled=not k2.expected_targets,
-        generator=gen2,
-        advantage_weight=k2.advantage_weight,
-    )
+    loss2: Phase2Loss | ActorCriticLoss
+    if k2.variant == Phase2Variant.DQN:
+        loss2 = Phase2Loss(
+            ve_net,
+            robot_nets[0],
+            model,
+            tp,
+            pi_h,
+            sampled=not k2.expected_targets,
+            generator=gen2,
+            advantage_weight=k2.advantage_weight,
+        )
+    else:
+        loss2 = ActorCriticLoss(
+            ve_net,
+            *robot_nets,
+            model,
+            tp,
+            pi_h,
+            sampled=not k2.expected_targets,
+            generator=gen2,
+        )
     collector2 = Phase2Collector(
         model, loss2, k2.num_envs, k2.max_episode_steps, k2.goal_resample_steps, gen2
     )
@@ -467,9 +489,7 @@ def train(
 
     @torch.no_grad()
     def initial_metrics() -> dict[str, float]:
-        values = loss2.robot_values(
-            loss2.ve_network_params, loss2.qr_network_params, s0, tp.beta_r
-        )
+        values = loss2.online_values(s0, tp.beta_r)
         out = {"phase2/V_r(s0)": float(values["v_r"][0])}
         for h in range(model.num_humans):
             out[f"phase2/W_h(s0)/{h}"] = float(theory.power_bits(values["x_h"][0, h]))

@@ -26,8 +26,8 @@ from empo.parameters.validation import (
 class Phase2Variant(str, Enum):
     """How phase 2 learns the robot policy: ``Q_r`` (eq. 12, DQN) or ``V_r`` + ``π_r``.
 
-    :func:`empo.learning.train` implements ``"dqn"`` and rejects ``"actor_critic"``
-    with an error naming this field.
+    :func:`empo.learning.train` implements both (``"actor_critic"``:
+    :class:`empo.learning.actor_critic.ActorCriticLoss`).
     """
 
     DQN = "dqn"
@@ -167,11 +167,10 @@ class Phase2Parameters(_TrainingKnobs):
     goal_resample_steps
         ``N_g``: the humans' goal profile is resampled every that many steps, ``≥ 1``.
     variant
-        ``"dqn"`` (learn ``Q_r``); ``"actor_critic"`` (``V_r`` and ``π_r``) is not
-        implemented by the learned solver.
+        ``"dqn"`` (learn ``Q_r``) or ``"actor_critic"`` (learn ``V_r`` and ``π_r``).
     advantage_weight
         Weight of the action-dependent part of the ``log(-Q_r)`` error relative to
-        its state mean, ``> 0`` (1: plain mean squared error).
+        its state mean, ``> 0`` (1: plain mean squared error); DQN variant only.
     """
 
     prefix: ClassVar[str] = "phase2"

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Hashable, Sequence
 
+import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int64
 from torch import Tensor
@@ -411,8 +412,6 @@ class CompiledWorld:
             return f"{state} ({self.state_table[state].tolist()})"
         return str(state)
 
-    _name = state_name
-
 
 def compute_height(
     successors: Int64[Tensor, "state joint k"],
@@ -468,7 +467,12 @@ def height_from_edges(
     """
     device = src.device
     remaining = torch.bincount(src, minlength=num_states)
-    order = torch.argsort(dst, stable=True)
+    if device.type == "cpu":
+        # a value sort of the distinct ``dst * n + index`` is a stable argsort of dst
+        composite = (dst * len(dst) + torch.arange(len(dst))).numpy()
+        order = torch.from_numpy(np.sort(composite) % max(len(dst), 1))
+    else:
+        order = torch.argsort(dst, stable=True)
     src_by_dst = src.index_select(0, order)
     starts = torch.zeros(num_states + 1, dtype=torch.int64, device=device)
     starts[1:] = torch.cumsum(torch.bincount(dst, minlength=num_states), dim=0)

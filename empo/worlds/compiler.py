@@ -6,7 +6,7 @@ time, with every state of a batch and every joint action handled at once:
 
 * states are integer rows; each row is hashed to one 64-bit key (splitmix64 over the
   salted columns, see :func:`hash_rows`). Known states are a sorted key array searched
-  with :func:`torch.searchsorted`; each wave's new keys are merged into it with one
+  by binary search; each wave's new keys are merged into it with one
   ``searchsorted`` (no re-sort), so there is no Python dictionary per state. Every
   time two rows share a key their rows are compared, and a hash collision raises an
   error instead of silently merging two states;
@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 import torch
-from jaxtyping import Bool, Float, Int64
+from jaxtyping import Float, Int64
 from torch import Tensor
 
 from empo.worlds.base import WorldModel
@@ -44,6 +44,7 @@ _MIX_2 = 0x94D049BB133111EB - (1 << 64)
 _OFFSET = 0x632BE59BD9B4E019
 _SENTINEL = torch.iinfo(torch.int64).max
 _NETWORK_WIDTH = 8
+_CHUNKS = ("pair", "ids", "probs", "edge_src", "edge_dst", "mask", "goal", "term")
 
 
 def _shift_right_logical(x: Int64[Tensor, "..."], bits: int) -> Int64[Tensor, "..."]:
@@ -107,10 +108,21 @@ def _hash_rows_numpy(rows: Int64[Tensor, "... dim"]) -> Int64[Tensor, "..."]:
     return torch.from_numpy(key.view(np.int64))
 
 
+def _searchsorted(
+    sorted_keys: Int64[Tensor, " m"], keys: Int64[Tensor, " n"]
+) -> Int64[Tensor, " n"]:
+    """Left insertion points of ``keys`` in ``sorted_keys`` (NumPy's is faster on CPU)."""
+    if sorted_keys.device.type == "cpu":
+        return torch.from_numpy(np.searchsorted(sorted_keys.numpy(), keys.numpy()))
+    return torch.searchsorted(sorted_keys, keys)
+
+
 def _check_same_rows(
     rows: Int64[Tensor, "n dim"], reference: Int64[Tensor, "n dim"]
 ) -> None:
     """Raise if rows with equal keys differ (a hash collision)."""
+    if torch.equal(rows, reference):
+        return
     differ = (rows != reference).any(dim=1)
     if bool(differ.any()):
         first = int(torch.nonzero(differ)[0])
@@ -134,6 +146,43 @@ def _dedupe(
     unique_rows = rows.index_select(0, representative)
     _check_same_rows(rows, unique_rows.index_select(0, inverse))
     return unique_keys, unique_rows, inverse
+
+
+def _dedupe_with_edges(
+    keys: Int64[Tensor, " n"], rows: Int64[Tensor, "n dim"], states: Int64[Tensor, " n"]
+) -> tuple[
+    Int64[Tensor, " m"],
+    Int64[Tensor, "m dim"],
+    Int64[Tensor, " n"],
+    Int64[Tensor, " edge"],
+    Int64[Tensor, " edge"],
+]:
+    """:func:`_dedupe` of successor entries that also lists the distinct edges.
+
+    ``states[i]`` is the source state of entry ``i``. One stable sort by key puts
+    each key's entries in entry order, so equal (state, key) edges are adjacent.
+    Returns the distinct keys (sorted), one row each, each entry's index among
+    them, and per distinct edge its source state and the index of its key.
+    """
+    sorted_keys, order = torch.sort(keys, stable=True)
+    new_key = torch.ones_like(sorted_keys, dtype=torch.bool)
+    new_key[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    group = torch.cumsum(new_key, dim=0) - 1
+    inverse = torch.empty_like(group).scatter_(0, order, group)
+    first = torch.nonzero(new_key).flatten()
+    unique_rows = rows.index_select(0, order.index_select(0, first))
+    _check_same_rows(rows, unique_rows.index_select(0, inverse))
+    sorted_states = states.index_select(0, order)
+    new_edge = new_key.clone()
+    new_edge[1:] |= sorted_states[1:] != sorted_states[:-1]
+    edge = torch.nonzero(new_edge).flatten()
+    return (
+        sorted_keys.index_select(0, first),
+        unique_rows,
+        inverse,
+        sorted_states.index_select(0, edge),
+        group.index_select(0, edge),
+    )
 
 
 def _check_limit(count: int, max_states: int | None, waves: int) -> None:
@@ -260,13 +309,7 @@ class _Enumeration:
         self.count = len(rows)
         self.known_keys = keys
         self.key_order = torch.arange(len(keys), device=initial.device)
-        self.chunks: dict[str, list[Tensor]] = {
-            name: []
-            for name in (
-                *("pair", "ids", "probs", "edge_src", "edge_dst"),
-                *("mask", "goal", "term"),
-            )
-        }
+        self.chunks: dict[str, list[Tensor]] = {name: [] for name in _CHUNKS}
         self.waves = 0
         self._candidate_keys: list[Tensor] = []
         self._candidate_rows: list[Tensor] = []
@@ -309,29 +352,21 @@ class _Enumeration:
         )
         live = merged_probs > 0
         width = max(int(live.sum(dim=1).max()), 1)
-        keys, merged_probs, live = (
-            keys[:, :width],
-            merged_probs[:, :width],
-            live[:, :width],
-        )
-        flat = torch.nonzero(live.flatten()).flatten()
+        keys, merged_probs = keys[:, :width], merged_probs[:, :width]
+        flat = torch.nonzero(live[:, :width].flatten()).flatten()
         pair_index = torch.div(flat, width, rounding_mode="floor")
         flat_rows = successor_rows.view(-1, successor_rows.shape[-1]).index_select(
             0,
             pair_index * successor_rows.shape[1]
             + source[:, :width].flatten().index_select(0, flat),
         )
-        unique_keys, unique_rows, inverse = _dedupe(
-            keys.flatten().index_select(0, flat), flat_rows
+        entry_state = state_index.index_select(0, pair_index)
+        unique_keys, unique_rows, inverse, edge_state, edge_group = _dedupe_with_edges(
+            keys.flatten().index_select(0, flat), flat_rows, entry_state
         )
         reference = self._resolve(unique_keys, unique_rows)
-        edges = torch.unique(
-            state_index.index_select(0, pair_index) * len(unique_keys) + inverse
-        )
-        edge_target = reference.index_select(0, edges % len(unique_keys))
-        self.chunks["edge_src"].append(
-            torch.div(edges, len(unique_keys), rounding_mode="floor") + start
-        )
+        edge_target = reference.index_select(0, edge_group)
+        self.chunks["edge_src"].append(edge_state + start)
         self.chunks["edge_dst"].append(edge_target)
         self._wave_ids.append(edge_target)
         source_state = (state_index + start)[:, None].expand(-1, width)
@@ -364,12 +399,10 @@ class _Enumeration:
         self, keys: Int64[Tensor, " n"], rows: Int64[Tensor, "n dim"]
     ) -> Int64[Tensor, " n"]:
         """Ids of known keys; unknown keys become candidates ``-1 - index``."""
-        known = torch.full_like(keys, -1)
-        if self.known_keys.numel() > 0:
-            position = torch.searchsorted(self.known_keys, keys)
-            position = position.clamp(max=len(self.known_keys) - 1)
-            found = self.known_keys.index_select(0, position) == keys
-            known = torch.where(found, self.key_order.index_select(0, position), known)
+        position = _searchsorted(self.known_keys, keys)
+        position = position.clamp(max=len(self.known_keys) - 1)
+        found = self.known_keys.index_select(0, position) == keys
+        known = torch.where(found, self.key_order.index_select(0, position), -1)
         seen = known >= 0
         old = torch.nonzero(seen).flatten()
         _check_same_rows(
@@ -412,9 +445,9 @@ class _Enumeration:
             fresh = new_ids.index_select(0, candidate).view_as(ids)
             ids.copy_(torch.where(ids < 0, fresh, ids))
         device = keys.device
-        new_position = torch.searchsorted(self.known_keys, keys)
+        new_position = _searchsorted(self.known_keys, keys)
         new_position += torch.arange(len(keys), device=device)
-        old_position = torch.searchsorted(keys, self.known_keys)
+        old_position = _searchsorted(keys, self.known_keys)
         old_position += torch.arange(len(self.known_keys), device=device)
         total = len(self.known_keys) + len(keys)
         merged_keys = torch.empty(total, dtype=torch.int64, device=device)
@@ -480,8 +513,8 @@ def compile_world(
     Raises
     ------
     ValueError
-        If more than ``max_states`` states are reachable, or a non-terminal state
-        allows no joint action.
+        If there is no initial state, more than ``max_states`` states are
+        reachable, or a non-terminal state allows no joint action.
     RuntimeError
         On a 64-bit hash collision between two different states.
     """
@@ -499,6 +532,11 @@ def compile_world(
     states_per_batch = max(1, batch_size // num_joint)
 
     initial = model.initial_states().to(device=device, dtype=torch.int64)
+    if initial.ndim != 2 or len(initial) == 0:
+        raise ValueError(
+            "model.initial_states() must return a non-empty [n, state_dim] tensor, "
+            f"got shape {tuple(initial.shape)}"
+        )
     first_initial_key = hash_rows(initial[:1])
     enumeration = _Enumeration(model, per_agent, initial, max_states)
     start, stop = 0, enumeration.count
@@ -556,6 +594,7 @@ def _assemble(
         probabilities[:, :slots].index_copy_(0, pair, probs.to(dtype))
     successors = successors.view(num_states, num_joint, width)
     probabilities = probabilities.view(num_states, num_joint, width)
+    empty = table.new_zeros(0)
     return CompiledWorld(
         agents=tuple(model.agents),
         humans=tuple(model.humans),
@@ -569,8 +608,8 @@ def _assemble(
         goal_weights=model.goal_weights.to(device=device, dtype=dtype),
         goal_names=tuple(tuple(names) for names in model.goal_names),
         height=height_from_edges(
-            torch.cat(chunks["edge_src"]) if chunks["edge_src"] else table.new_zeros(0),
-            torch.cat(chunks["edge_dst"]) if chunks["edge_dst"] else table.new_zeros(0),
+            torch.cat([empty, *chunks["edge_src"]]),
+            torch.cat([empty, *chunks["edge_dst"]]),
             num_states,
         ),
         initial_state=initial_state,

@@ -145,8 +145,6 @@ def test_bad_knobs_are_rejected_with_the_field_name() -> None:
     with pytest.raises(ParameterError, match="phase1.buffer_size"):
         Parameters(phase1={"buffer_size": 100, "frames_per_batch": 200})
     world = random_layered_world(8, num_actions=2, num_goals=2, num_layers=3, seed=1)
-    with pytest.raises(ValueError, match="actor_critic"):
-        train(world, Parameters(phase2={"variant": "actor_critic"}), progress=False)
     with pytest.raises(ValueError, match="state_table"):
         train(world, Parameters(phase1={"state_encoding": "features"}), progress=False)
 

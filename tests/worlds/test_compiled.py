@@ -83,7 +83,7 @@ def test_height_from_repeated_edges() -> None:
 def test_state_name() -> None:
     world = chain_world().compile()
     assert world.state_name(1) == "1 ('s1')"
-    assert world.state_name(torch.tensor(0)) == world._name(0) == "0 ('s0')"
+    assert world.state_name(torch.tensor(0)) == world.state_name(0) == "0 ('s0')"
     unlabeled = replace(world, state_labels=None, state_table=torch.tensor([[5], [6]]))
     assert unlabeled.state_name(1) == "1 ([6])"
     assert replace(world, state_labels=None).state_name(2) == "2"

@@ -311,3 +311,18 @@ def test_numpy_and_torch_hashes_agree() -> None:
     rows[1] = torch.iinfo(torch.int64).min
     for shape_rows in (rows, rows.view(50, 10, 7), rows[:, :0], rows.int()):
         assert torch.equal(hash_rows(shape_rows), compiler._hash_rows_torch(shape_rows))
+
+
+def test_max_states_counts_distinct_states_across_batches() -> None:
+    model = Scramble(width=9, horizon=3, k=3)
+    total = compile_world(model).num_states
+    assert compile_world(model, max_states=total, batch_size=7).num_states == total
+    with pytest.raises(ValueError, match=f"more than max_states={total - 2}"):
+        compile_world(model, max_states=total - 2, batch_size=7)
+
+
+def test_no_initial_state_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = LineWalk(width=3, horizon=2)
+    monkeypatch.setattr(model, "initial_states", lambda: torch.zeros(0, 3))
+    with pytest.raises(ValueError, match="non-empty"):
+        compile_world(model)

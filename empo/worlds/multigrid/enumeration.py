@@ -25,7 +25,7 @@ from empo.worlds.multigrid.dynamics import (
 from empo.worlds.multigrid.layout import Layout
 from empo.worlds.multigrid.objects import ActionKind, Terrain
 
-CHUNK = 32768
+CHUNK = 1 << 16
 
 
 def enumerate_successors(
@@ -154,11 +154,9 @@ def _enumerate_unique(
     succ, probs = _enumerate_chunk(lay, states[first], base[first])
     succ, probs = succ[inverse], probs[inverse]
     if bool((turn > 0).any()):
-        delta = torch.zeros_like(states)
-        delta[:, 2 : 2 + 4 * n : 4] = (states[:, 2 : 2 + 4 * n : 4] + turn) & 3
-        delta[:, 2 : 2 + 4 * n : 4] -= states[:, 2 : 2 + 4 * n : 4]
-        delta = torch.where((states[:, :1] < lay.max_steps), delta, 0)
-        succ += delta.unsqueeze(1)
+        dirs = states[:, 2 : 2 + 4 * n : 4]
+        delta = (((dirs + turn) & 3) - dirs) * (states[:, :1] < lay.max_steps)
+        succ[:, :, 2 : 2 + 4 * n : 4] += delta.unsqueeze(1)
     return succ, probs
 
 

@@ -282,9 +282,12 @@ class MultiGridWorld:
         Returns
         -------
         numpy.ndarray
-            ``[rows, cols]`` float: the maximum over the human's directions of
-            ``w_h`` at states equal to the reference except for that human's cell
-            and direction; NaN where no enumerated state matches.
+            ``[rows, cols]`` float: for each cell, ``w_h`` at the earliest time step
+            (not before the reference's) at which an enumerated state equals the
+            reference except for the time step and that human's cell and direction
+            (the maximum over its directions there); NaN where no such state exists.
+            Keeping only the reference's time step would leave a single cell, since
+            at a given step the human can stand only where it can have walked to.
         """
         return power_heatmap(self, compiled.state_table, w_h, human, reference_state)
 
@@ -320,14 +323,17 @@ def power_heatmap(
     agent = world.humans[human]
     pos_col = 1 + 4 * agent
     keep = torch.ones(table.shape[1], dtype=torch.bool, device=table.device)
+    keep[0] = False
     keep[pos_col : pos_col + 2] = False
     ref = table[reference_state]
-    match = (table[:, keep] == ref[keep]).all(dim=1)
+    match = (table[:, keep] == ref[keep]).all(dim=1) & (table[:, 0] >= ref[0])
+    cell, step = table[match, pos_col], table[match, 0]
+    values = w_h[match, human].to(table.device, torch.float64)
     cells = world.spec.width * world.spec.height
-    values = w_h[:, human].to(table.device, torch.float64)
+    earliest = torch.full((cells,), torch.iinfo(torch.int64).max, device=table.device)
+    earliest = earliest.scatter_reduce(0, cell, step, reduce="amin")
+    first = step == earliest[cell]
     out = torch.full((cells,), float("-inf"), dtype=torch.float64, device=table.device)
-    out = out.scatter_reduce(
-        0, table[match, pos_col], values[match], reduce="amax", include_self=True
-    )
+    out = out.scatter_reduce(0, cell[first], values[first], reduce="amax")
     out = torch.where(torch.isinf(out), float("nan"), out)
     return out.view(world.spec.height, world.spec.width).cpu().numpy()

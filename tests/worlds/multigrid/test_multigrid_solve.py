@@ -98,3 +98,10 @@ def test_key_door_solved_exactly() -> None:
     assert len(rollout) == world.max_steps + 1
     assert bool(compiled.terminal[rollout[-1]])
     assert world.decode(compiled.state_table[rollout[-1]])["doors"] == ["open"]
+    w_h = torch.log2(solution.phase2["x_h"])
+    heat = world.power_heatmap(compiled, w_h, human=0, reference_state=0)
+    inside = heat[~np.isnan(heat)]
+    assert inside.size == 2  # the two cells of the human's room, reached by walking
+    assert heat[tuple(reversed(decoded[0]["agents"][0]["pos"]))] == pytest.approx(
+        w_start
+    )

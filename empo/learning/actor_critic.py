@@ -1,0 +1,265 @@
+"""Actor-critic variant of phase 2: a critic ``V_r(s)`` and an actor ``π_r(a_r | s)``.
+
+THEORY.md (learning-based approximation, phase 2): instead of ``Q_r`` learn ``V_r``
+and a policy ``π_r``; the critic is regressed on target (12) plus ``U_r(s)`` from
+eq. (8), ``V^e_h`` on target (13) exactly as in the DQN variant
+(:class:`empo.learning.losses.Phase2Base`), and the actor by an advantage-weighted
+log-probability loss.
+
+As in the DQN variant the targets are computed at a sampled state ``s`` from the
+world model's explicit transitions, so every action is evaluated, not only the one a
+rollout took: for each robot action ``a_r``
+
+    q_r(s, a_r) = γ_r Σ_{a_H} Π_h π̄_h(s)(a_h) Σ_{s'} P(s'|s,a) V_r(s')      (4, 12)
+
+with ``V_r(s')`` from the critic's target network (``terminal_v_r`` at terminal
+states), and the critic's target is ``v_r(s) = U_r(s) + Σ_a π_r(s)(a) q_r(s, a)``
+(eqs. 8, 9, 12) with ``π_r`` the current actor.
+
+Actor loss. The advantage of ``a_r`` is the target ``U_r(s) + q_r(s, a_r)`` against the
+critic's ``V_r(s)``. Eq. (5) is a power law in ``-Q_r``, so the advantage is measured on
+the log scale that eq. (5) reads, ``A(s, a_r) = -log((-q_r(s,a_r) + ε_Q) /
+(U_r(s) - V_r(s) + ε_Q))``, and each action's log-probability is weighted by
+``exp(β'_r A(s, a_r))``, normalised over the allowed actions (advantage-weighted
+regression). The normalised weights are eq. (5) at the annealed ``β'_r`` applied to
+``q_r(s, ·)`` (the baseline cancels), so the loss, written as the Kullback–Leibler
+divergence from those weights to ``π_r(s)``, is minimised by the power-law policy of
+the theory. (A linear advantage with a plain policy gradient would instead converge
+to the greedy policy, not to eq. (5).) The weights are computed through
+:func:`empo.theory.robot_policy`, so the normalised-Boltzmann variant is covered too.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int64
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import TensorDictModule, TensorDictParams
+from torch import Tensor
+
+from empo import theory
+from empo.learning.losses import X_FLOOR, Phase2Base
+from empo.learning.model import TransitionModel
+from empo.parameters.theory import TheoryParameters
+
+__all__ = ["ActorCriticLoss"]
+
+
+class ActorCriticLoss(Phase2Base):
+    """Phase-2 loss of the actor-critic variant (see the module docstring).
+
+    Losses: ``loss_v_e`` (target 13), ``loss_v_r`` (squared error in ``log(-V_r)``
+    against target 12 plus ``U_r``) and ``loss_pi_r`` (advantage-weighted
+    log-probability, as a Kullback–Leibler divergence). The critic bootstraps from a
+    target network; the actor has none (its targets come from the critic).
+
+    Parameters
+    ----------
+    ve_network
+        The ``V^e`` network.
+    vr_network
+        The critic (:func:`empo.learning.modules.robot_value_module`).
+    policy_network
+        The actor (:func:`empo.learning.modules.robot_policy_module`).
+    model
+        The batched world model.
+    theory_params
+        Normative parameters.
+    pi_h
+        ``[state, human, goal, action]`` frozen phase-1 policy.
+    sampled
+        Sampled instead of expected targets.
+    generator
+        Random generator for sampled successors.
+    """
+
+    vr_network: TensorDictModule
+    vr_network_params: TensorDictParams
+    target_vr_network_params: TensorDictParams
+    policy_network: TensorDictModule
+    policy_network_params: TensorDictParams
+    target_policy_network_params: TensorDictParams
+
+    def __init__(
+        self,
+        ve_network: TensorDictModule,
+        vr_network: TensorDictModule,
+        policy_network: TensorDictModule,
+        model: TransitionModel,
+        theory_params: TheoryParameters,
+        pi_h: Float[Tensor, "state human goal action"],
+        sampled: bool = False,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__(ve_network, model, theory_params, pi_h, sampled, generator)
+        self.convert_to_functional(vr_network, "vr_network", create_target_params=True)
+        self.convert_to_functional(
+            policy_network, "policy_network", create_target_params=False
+        )
+        self.out_keys = ["loss_v_e", "loss_v_r", "loss_pi_r"]
+
+    def log_neg_robot_value(
+        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> Float[Tensor, " batch"]:
+        """The critic's raw output ``log(-V_r(s))``."""
+        with params.to_module(self.vr_network):
+            return self.vr_network.module(states).squeeze(-1)
+
+    def robot_v(
+        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> Float[Tensor, " batch"]:
+        """``V_r(s) = -exp(log_neg_v_r)``, ``terminal_v_r`` at terminal states."""
+        v_r = -torch.exp(self.log_neg_robot_value(params, states))
+        terminal = self.model.terminal[states]
+        return torch.where(
+            terminal, torch.full_like(v_r, self.theory_params.terminal_v_r), v_r
+        )
+
+    def log_policy(
+        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> Float[Tensor, "batch a_r"]:
+        """``log π_r(s)`` over the allowed robot actions (``-inf`` elsewhere)."""
+        mask = self.model.robot_mask(states)
+        with params.to_module(self.policy_network):
+            logits = self.policy_network.module(states)
+        logits = logits.masked_fill(~mask, -torch.inf)
+        safe = torch.where(mask.any(-1, keepdim=True), logits, torch.zeros_like(logits))
+        return torch.log_softmax(safe, -1).masked_fill(~mask, -torch.inf)
+
+    def robot_pi(
+        self, params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> Float[Tensor, "batch a_r"]:
+        """``π_r(s)`` of the actor, zeros at terminal states."""
+        return torch.exp(self.log_policy(params, states))
+
+    @torch.no_grad()
+    def acting_policy(
+        self, states: Int64[Tensor, " batch"], beta_r: float
+    ) -> Float[Tensor, "batch a_r"]:
+        """Robot policy of the rollouts: the actor (it tracks eq. (5) at ``β'_r``)."""
+        return self.robot_pi(self.policy_network_params, states)
+
+    def lookahead(
+        self,
+        vr_params: TensorDictParams,
+        ve_params: TensorDictParams,
+        states: Int64[Tensor, " batch"],
+        sampled: bool,
+    ) -> dict[str, Tensor]:
+        """One step of the explicit model from ``states``.
+
+        Returns
+        -------
+        dict
+            ``q_r`` ``[batch, a_r]`` (eqs. 4, 12, 0 at disallowed actions),
+            ``succ``, ``prob`` ``[batch, joint, k]``, ``v_e_next``
+            ``[batch, joint, k, human, goal]``, ``pi_h`` and ``pi_bar``.
+        """
+        model = self.model
+        succ, prob = model.successors_of(states, sampled, self.generator)
+        unique, inverse = torch.unique(succ, return_inverse=True)
+        v_r_next = (prob * self.robot_v(vr_params, unique)[inverse]).sum(-1)
+        pi_h = self.pi_h[states]
+        pi_bar = (model.goal_marginal[None, :, :, None] * pi_h).sum(2)
+        marginals = {agent: pi_bar[:, h] for h, agent in enumerate(model.humans)}
+        q_r = self.theory_params.gamma_r * model.robot_marginal(v_r_next, marginals)
+        return {
+            "q_r": q_r * model.robot_mask(states),
+            "succ": succ,
+            "prob": prob,
+            "v_e_next": self.goal_values(ve_params, unique)[inverse],
+            "pi_h": pi_h,
+            "pi_bar": pi_bar,
+        }
+
+    def utility(
+        self, ve_params: TensorDictParams, states: Int64[Tensor, " batch"]
+    ) -> dict[str, Tensor]:
+        """``v_e``, ``x_h`` (eq. 7) and ``u_r`` (eq. 8, 0 at terminal states)."""
+        tp = self.theory_params
+        v_e = self.goal_values(ve_params, states)
+        x_h = theory.power_x(v_e, self.model.goal_weights, tp.zeta)
+        u_r = theory.robot_utility(x_h.clamp_min(X_FLOOR), tp.xi, tp.eta, tp.eps_x)
+        return {
+            "v_e": v_e,
+            "x_h": x_h,
+            "u_r": u_r.masked_fill(self.model.terminal[states], 0.0),
+        }
+
+    @torch.no_grad()
+    def online_values(
+        self, states: Int64[Tensor, " batch"], beta_r: float
+    ) -> dict[str, Tensor]:
+        """``v_e, x_h, u_r, q_r, pi_r, v_r`` of the online networks (eqs. 7–9).
+
+        ``pi_r`` is the actor; ``q_r`` is the expected one-step look-ahead of the
+        critic (eq. 12) and ``v_r = U_r + Σ π_r q_r`` (eq. 9), ``terminal_v_r`` at
+        terminal states (the exact solver's layout). ``beta_r`` is unused: the actor
+        has been trained towards eq. (5) at the annealed ``β'_r``.
+        """
+        out = self.utility(self.ve_network_params, states)
+        q_r = self.lookahead(
+            self.vr_network_params, self.ve_network_params, states, False
+        )["q_r"]
+        pi_r = self.robot_pi(self.policy_network_params, states)
+        v_r = theory.robot_value(out["u_r"], pi_r, q_r)
+        terminal = self.model.terminal[states]
+        v_r = torch.where(
+            terminal, torch.full_like(v_r, self.theory_params.terminal_v_r), v_r
+        )
+        return {**out, "q_r": q_r, "pi_r": pi_r, "v_r": v_r}
+
+    @torch.no_grad()
+    def _targets(self, states: Int64[Tensor, " batch"]) -> tuple[
+        Float[Tensor, "batch human goal"],
+        Float[Tensor, " batch"],
+        Float[Tensor, "batch a_r"],
+    ]:
+        """Targets of ``V^e_h`` (13), ``V_r`` (12 with eqs. 8, 9) and the actor's
+        normalised advantage weights (eq. 5 at ``β'_r``)."""
+        tp = self.theory_params
+        step = self.lookahead(
+            self.target_vr_network_params,
+            self.target_ve_network_params,
+            states,
+            self.sampled,
+        )
+        pi_r = self.robot_pi(self.policy_network_params, states)
+        ve_target = self.goal_value_target(
+            step["succ"],
+            step["prob"],
+            step["v_e_next"],
+            step["pi_h"],
+            step["pi_bar"],
+            pi_r,
+        )
+        u_r = self.utility(self.target_ve_network_params, states)["u_r"]
+        v_target = theory.robot_value(u_r, pi_r, step["q_r"])
+        weights = theory.robot_policy(
+            step["q_r"],
+            self.beta_r,
+            self.model.robot_mask(states),
+            eps_q=tp.eps_q,
+            kind=tp.robot_policy.value,
+        )
+        return ve_target, v_target, weights
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        """Losses ``loss_v_e``, ``loss_v_r`` and ``loss_pi_r``."""
+        states = tensordict.get("state")
+        mask = self.model.robot_mask(states)
+        alive = mask.any(-1)
+        ve_target, v_target, weights = self._targets(states)
+        loss_ve = self.goal_value_loss(states, ve_target)
+        count = alive.sum().clamp_min(1).to(v_target.dtype)
+        log_v = self.log_neg_robot_value(self.vr_network_params, states)
+        log_target = torch.log((-v_target).clamp_min(1e-30))
+        loss_v = ((log_v - log_target).pow(2) * alive).sum() / count
+        log_pi = self.log_policy(self.policy_network_params, states)
+        log_w = torch.log(weights.clamp_min(1e-30))
+        kl = torch.where(mask, weights * (log_w - log_pi), torch.zeros_like(log_pi))
+        loss_pi = kl.sum(-1).sum() / count
+        return TensorDict(
+            {"loss_v_e": loss_ve, "loss_v_r": loss_v, "loss_pi_r": loss_pi},
+            batch_size=[],
+        )
