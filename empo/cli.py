@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator, Sequence, TextIO
 
+import torch
 import yaml
 
 from empo.parameters import ParameterError, Parameters
@@ -111,6 +112,24 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "added if it exists)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="torch CPU threads (default: 1; the solvers are memory-bound, and on a "
+        "small or shared machine more threads stall each other)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type for counts of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +223,7 @@ def format_summary(result: RunResult) -> str:
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     params = _parameters(args)
+    torch.set_num_threads(args.threads)
     result = run_experiment(
         params,
         device=_resolve_device(args.device),
