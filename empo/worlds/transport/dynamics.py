@@ -415,7 +415,7 @@ class TransportWorld:
             If an action index is outside its agent's action set.
         """
         device = states.device
-        batch, n_h, n_v = states.shape[0], self.n_humans, self.n_vehicles
+        n_h, n_v = self.n_humans, self.n_vehicles
         sizes = torch.tensor([len(a) for a in self.action_names], device=device)
         bad = (actions < 0) | (actions >= sizes)
         if bad.any():
