@@ -116,8 +116,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=_positive_int,
         default=1,
-        help="torch CPU threads (default: 1; the solvers are memory-bound, and on a "
-        "small or shared machine more threads stall each other)",
+        help="torch CPU threads (default: 1, safe on a shared machine where more "
+        "threads stall each other; on an otherwise idle machine use the number of "
+        "cores)",
     )
 
 

@@ -251,7 +251,14 @@ def run_sequential(
 
 
 def _process_main(connection: Connection, task: RunTask) -> None:
-    """Entry point of a spawned run process: silence it, run, send the row back."""
+    """Entry point of a spawned run process: silence it, run, send the row back.
+
+    Each run uses one torch thread: the workers already share the cores, and several
+    OpenMP threads per process on a busy machine stall each other.
+    """
+    import torch
+
+    torch.set_num_threads(1)
     Path(task.log_path).parent.mkdir(parents=True, exist_ok=True)
     log_fd = os.open(task.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
