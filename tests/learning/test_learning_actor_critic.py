@@ -1,8 +1,8 @@
 """The actor-critic variant of phase 2 (``phase2.variant = "actor_critic"``).
 
 Its targets are the exact fixed point (eqs. 4-9, 12-13 and eq. (5) as the minimiser
-of the actor loss), it learns the exact solution on small worlds, and it resumes from
-checkpoints like the DQN variant.
+of the actor loss) and it learns the exact solution on small worlds. Its resume test
+is the one of the DQN variant, parametrised over both (``test_learning_train.py``).
 """
 
 from __future__ import annotations
@@ -157,46 +157,3 @@ def test_actor_critic_matches_exact_on_small_worlds() -> None:
     params = _params(short, {**phase2, "num_frames": 3000}, seed=2)
     errors = compare(train(menu, params, progress=False), solve(menu, params.theory))
     assert errors["pi_r"] <= 0.05 and errors["v_e"] <= 0.03
-
-
-def test_actor_critic_run_resumes_to_the_same_parameters(tmp_path) -> None:
-    world = random_layered_world(16, num_actions=2, num_goals=2, num_layers=4, seed=5)
-    knobs = {
-        **ACCURATE,
-        "num_frames": 120,
-        "frames_per_batch": 20,
-        "updates_per_batch": 2,
-        "batch_size": 8,
-        "buffer_size": 64,
-        "uniform_state_fraction": 0.5,
-        "checkpoint_interval": 2,
-        "log_interval": 1,
-        "expected_targets": False,
-    }
-    params = _params(knobs, {**knobs, "beta_r_steps": 60}, seed=3)
-    reference = train(world, params, progress=False, run_dir=tmp_path / "a")
-
-    class Interrupt(Exception):
-        pass
-
-    calls = []
-
-    def interrupting(metrics: dict[str, float], step: int) -> None:
-        calls.append(step)
-        if len(calls) in (5, 9):  # in phase 1, then in phase 2
-            raise Interrupt
-
-    run_dir = tmp_path / "b"
-    for _ in range(2):
-        with pytest.raises(Interrupt):
-            train(world, params, progress=False, logger=interrupting, run_dir=run_dir)
-    resumed = train(world, params, progress=False, logger=interrupting, run_dir=run_dir)
-    assert any(step > 120 for step in calls)
-    assert isinstance(resumed.networks["phase2"], ActorCriticLoss)
-    ref = reference.networks["phase2"].state_dict()
-    got = resumed.networks["phase2"].state_dict()
-    assert ref.keys() == got.keys()
-    assert any("policy_network" in name for name in ref)
-    for name in ref:
-        assert torch.equal(ref[name], got[name]), f"phase2.{name} differs"
-    assert torch.equal(reference.phase2["pi_r"], resumed.phase2["pi_r"])

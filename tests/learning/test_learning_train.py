@@ -82,7 +82,8 @@ def test_learned_solution_matches_exact_on_a_small_world() -> None:
     )
 
 
-def test_interrupted_run_resumes_to_the_same_parameters(tmp_path) -> None:
+@pytest.mark.parametrize("variant", ["dqn", "actor_critic"])
+def test_interrupted_run_resumes_to_the_same_parameters(tmp_path, variant: str) -> None:
     world = random_layered_world(16, num_actions=2, num_goals=2, num_layers=4, seed=5)
     knobs = {
         **ACCURATE,
@@ -96,7 +97,8 @@ def test_interrupted_run_resumes_to_the_same_parameters(tmp_path) -> None:
         "log_interval": 1,
         "expected_targets": False,
     }
-    params = _params(knobs, {**knobs, "beta_r_steps": 60}, seed=3)
+    phase2 = {**knobs, "beta_r_steps": 60, "variant": variant}
+    params = _params(knobs, phase2, seed=3)
     reference = train(world, params, progress=False, run_dir=tmp_path / "a")
 
     class Interrupt(Exception):
@@ -122,6 +124,9 @@ def test_interrupted_run_resumes_to_the_same_parameters(tmp_path) -> None:
         for name in ref:
             assert torch.equal(ref[name], got[name]), f"{key}.{name} differs"
     assert torch.equal(reference.phase2["pi_r"], resumed.phase2["pi_r"])
+    phase2_names = reference.networks["phase2"].state_dict().keys()
+    actor = any("policy_network" in name for name in phase2_names)
+    assert actor == (variant == "actor_critic")
 
 
 def test_resume_refuses_other_parameters(tmp_path) -> None:
