@@ -39,6 +39,19 @@ initialisation cannot produce ``U_r = -inf`` (eq. 8); it is far below any ``X_h`
 human who can reach a goal."""
 
 
+def over_humans_and_goals(
+    network: TensorDictModule,
+    params: TensorDictParams,
+    states: Int64[Tensor, " batch"],
+    humans: Int64[Tensor, " human"],
+    goals: Int64[Tensor, " goal"],
+) -> Float[Tensor, "batch human goal ..."]:
+    """Evaluate a goal-conditioned ``(state, human, goal)`` network with ``params`` for
+    every human and goal of each state."""
+    with params.to_module(network):
+        return network.module(states[:, None, None], humans[None, :, None], goals[None])
+
+
 class Phase1Loss(LossModule):
     """Expected-SARSA loss of phase 1 (eqs. 1–3) on the joint-action head.
 
@@ -98,10 +111,9 @@ class Phase1Loss(LossModule):
         self, params: TensorDictParams, states: Int64[Tensor, " batch"]
     ) -> Float[Tensor, "batch human goal joint"]:
         """``z(s, g, ·)`` for every human and goal, shaping potential added back."""
-        with params.to_module(self.z_network):
-            z = self.z_network.module(
-                states[:, None, None], self.humans[None, :, None], self.goals[None]
-            )
+        z = over_humans_and_goals(
+            self.z_network, params, states, self.humans, self.goals
+        )
         if self.potential is not None:
             z = z + self.potential[states][..., None]
         return z
@@ -157,10 +169,9 @@ class Phase1Loss(LossModule):
             target = (prob[..., None, None] * backup).sum(2).permute(0, 2, 3, 1)
             if self.potential is not None:
                 target = target - self.potential[states][..., None]
-        with self.z_network_params.to_module(self.z_network):
-            pred = self.z_network.module(
-                states[:, None, None], self.humans[None, :, None], self.goals[None]
-            )
+        pred = over_humans_and_goals(
+            self.z_network, self.z_network_params, states, self.humans, self.goals
+        )
         weight = (
             model.joint_mask[states][:, None, None, :]
             & model.goal_mask[None, :, :, None]
@@ -218,10 +229,9 @@ class Phase2Base(LossModule):
         self, params: TensorDictParams, states: Int64[Tensor, " batch"]
     ) -> Float[Tensor, "batch human goal"]:
         """``V^e_h(s, g)`` for all humans and goals, in ``[0, 1]``, 0 when terminal."""
-        with params.to_module(self.ve_network):
-            v_e = self.ve_network.module(
-                states[:, None, None], self.humans[None, :, None], self.goals[None]
-            )
+        v_e = over_humans_and_goals(
+            self.ve_network, params, states, self.humans, self.goals
+        )
         alive = ~self.model.terminal[states]
         return v_e.clamp(0.0, 1.0) * alive[:, None, None]
 
@@ -264,10 +274,9 @@ class Phase2Base(LossModule):
         """Mean squared error of the online ``V^e_h`` against ``ve_target``."""
         model = self.model
         alive = ~model.terminal[states]
-        with self.ve_network_params.to_module(self.ve_network):
-            ve_pred = self.ve_network.module(
-                states[:, None, None], self.humans[None, :, None], self.goals[None]
-            )
+        ve_pred = over_humans_and_goals(
+            self.ve_network, self.ve_network_params, states, self.humans, self.goals
+        )
         ve_weight = (model.goal_mask[None] & alive[:, None, None]).to(ve_pred.dtype)
         loss_ve = ((ve_pred - ve_target).pow(2) * ve_weight).sum()
         return loss_ve / ve_weight.sum().clamp_min(1.0)
