@@ -133,15 +133,19 @@ def render_state(
         color="0.35",
     )
     offset = 0.08 * span
-    for v in range(world.n_vehicles):
-        xy = _place(
+    vehicle_xy = [
+        _place(
             world,
             pos,
             world.drive_steps,
             parts["vehicle_node"][v],
             parts["vehicle_edge"][v],
             parts["vehicle_remaining"][v],
-        ) + np.array([offset * (1 + 1.6 * v), offset])
+        )
+        + np.array([offset * (1 + 1.6 * v), offset])
+        for v in range(world.n_vehicles)
+    ]
+    for v, xy in enumerate(vehicle_xy):
         load = sum(1 for h in parts["human_vehicle"] if h == v)
         ax.scatter(*xy, marker="s", s=420, color="tab:blue", alpha=0.8, zorder=4)
         ax.annotate(str(load), xy, ha="center", va="center", color="white", zorder=5)
@@ -149,14 +153,7 @@ def render_state(
         colour = HUMAN_COLOURS[h % len(HUMAN_COLOURS)]
         vehicle = parts["human_vehicle"][h]
         if vehicle >= 0:
-            xy = _place(
-                world,
-                pos,
-                world.drive_steps,
-                parts["vehicle_node"][vehicle],
-                parts["vehicle_edge"][vehicle],
-                parts["vehicle_remaining"][vehicle],
-            ) + np.array([offset * (1 + 1.6 * vehicle), offset + 0.07 * span * (h + 1)])
+            xy = vehicle_xy[vehicle] + np.array([0.0, 0.07 * span * (h + 1)])
         else:
             xy = _place(
                 world,
