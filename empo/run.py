@@ -16,6 +16,13 @@ where it is written. A run directory holds:
     plots; ``power_heatmap_<human>.png`` and ``rollout.gif`` when the world can draw;
 ``comparison.json``
     learned-vs-exact errors (solver ``"both"``);
+
+A world that cannot be enumerated (``phase1.world_access`` resolving to
+``"sampled"``, :mod:`empo.learning.sampled`) gets no table-based plots: its
+``trajectory.json`` is the learned solution's most likely rollout (state rows, their
+descriptions and per-agent actions), ``rollout.gif`` is drawn by ``world.save_gif``
+where the world has it, and ``metrics.json`` holds ``learned/V_r(s0)`` and
+``learned/W_h(s0)/<human>``.
 ``run.log``
     the ``empo`` log of the run; ``wandb/`` the W&B run (unless disabled).
 """
@@ -177,6 +184,36 @@ def _draw(
     return images, videos
 
 
+def _enumerable(world: Any) -> bool:
+    """Whether the exact solver can enumerate ``world`` (see
+    :func:`empo.learning.sampled.enumerable`)."""
+    from empo.learning.sampled import enumerable
+
+    return enumerable(world)
+
+
+def _sampled_rollout(world: Any, learned: Any, run_dir: Path) -> dict[str, Path]:
+    """``trajectory.json`` (and ``rollout.gif`` where the world draws) of the most
+    likely rollout of a solution learned without enumerating the world."""
+    rows, actions = learned.greedy_rollout()
+    names = world.action_names
+    describe = getattr(world, "describe", None)
+    _write_json(
+        run_dir / "trajectory.json",
+        {
+            "states": rows.tolist(),
+            "labels": [describe(r) if describe else str(r.tolist()) for r in rows],
+            "actions": [
+                {world.agents[i]: names[i][int(a)] for i, a in enumerate(step)}
+                for step in actions
+            ],
+        },
+    )
+    if not hasattr(world, "save_gif"):
+        return {}
+    return {"rollout": world.save_gif(list(rows), run_dir / "rollout.gif")}
+
+
 def _solve(
     params: Parameters,
     world: Any,
@@ -188,6 +225,11 @@ def _solve(
 ) -> tuple[Any, Any]:
     """Run the chosen solver(s); return ``(exact solution or None, learned or None)``."""
     exact = learned = None
+    if params.solver is SolverKind.BOTH and not _enumerable(world):
+        name = getattr(params.world.name, "value", params.world.name)
+        raise ValueError(
+            f"solver = 'both' needs a world that can be enumerated; world = {name!r}"
+        )
     if params.solver in (SolverKind.EXACT, SolverKind.BOTH):
         from empo.exact import solve
 
@@ -228,10 +270,17 @@ def _solve(
         )
         metrics["time/learned_s"] = time.perf_counter() - start
         metrics.update(_flat_numbers("learned", getattr(learned, "stats", {})))
-        if hasattr(learned, "phase1") and hasattr(learned, "phase2"):
-            _save_tensors(learned, run_dir / "solution_learned.pt")
+        tables = learned
+        if hasattr(learned, "on_compiled"):
+            metrics["learned/V_r(s0)"] = json_number(learned.v_r_s0)
+            for h, bits in enumerate(learned.w_h_s0):
+                agent = learned.model.world.agents[learned.model.humans[h]]
+                metrics[f"learned/W_h(s0)/{agent}"] = json_number(bits)
+            tables = learned.on_compiled(exact.world) if exact is not None else None
+        if hasattr(tables, "phase1") and hasattr(tables, "phase2"):
+            _save_tensors(tables, run_dir / "solution_learned.pt")
     if params.solver is SolverKind.BOTH:
-        comparison = _compare()(learned, exact)
+        comparison = _compare()(tables, exact)
         data = comparison.to_dict() if hasattr(comparison, "to_dict") else comparison
         _write_json(run_dir / "comparison.json", data)
         metrics.update(_flat_numbers("comparison", data))
@@ -330,6 +379,8 @@ def run_experiment(
                 },
             )
             images, videos = _draw(world, solution, evaluation, run_dir)
+        elif hasattr(solution, "greedy_rollout"):
+            videos = _sampled_rollout(world, solution, run_dir)
         metrics["status"] = "completed"
         metrics["duration_s"] = time.perf_counter() - start
         _write_json(run_dir / "metrics.json", metrics)

@@ -342,12 +342,26 @@ def train(
     Returns
     -------
     LearnedSolution
-        Quantities on every state of the compiled world, and the networks.
+        Quantities on every state of the compiled world, and the networks; or,
+        when ``phase1.world_access`` resolves to ``"sampled"``, the
+        :class:`~empo.learning.sampled.SampledSolution` of
+        :func:`~empo.learning.sampled.train_sampled`.
     """
     from empo.analysis.compare import compare
+    from empo.learning.sampled import train_sampled, uses_sampled
     from empo.parameters.learning import Phase2Variant
     from empo.worlds.registry import compile_any
 
+    if uses_sampled(world, params):
+        return train_sampled(
+            world,
+            params,
+            device=device,
+            progress=progress,
+            logger=logger,
+            run_dir=run_dir,
+            exact=exact,
+        )
     device = torch.device(device or "cpu")
     compiled = compile_any(world, device="cpu", dtype=torch.float64)
     model = TransitionModel(compiled, device)

@@ -42,6 +42,29 @@ class StateEncoding(str, Enum):
     FEATURES = "features"
 
 
+class WorldAccess(str, Enum):
+    """How the learned solver reaches the world (``phase1.world_access``).
+
+    ``"compiled"`` enumerates every state and joint action first
+    (:func:`empo.worlds.registry.compile_any`) and trains on state ids;
+    ``"sampled"`` never enumerates: it trains on state rows of a
+    :class:`~empo.worlds.base.WorldModel` and computes targets from
+    ``world.transitions`` of sampled action profiles
+    (:func:`empo.learning.sampled.train_sampled`). ``"auto"`` picks ``"sampled"``
+    for a world model that is not compiled or tabular and has more than
+    :data:`SAMPLED_JOINT_THRESHOLD` joint actions (the compiled solver's tensors
+    grow with states times joint actions), ``"compiled"`` otherwise.
+    """
+
+    AUTO = "auto"
+    COMPILED = "compiled"
+    SAMPLED = "sampled"
+
+
+SAMPLED_JOINT_THRESHOLD = 4096
+"""Joint-action count above which ``world_access = "auto"`` chooses ``"sampled"``."""
+
+
 def _positive_int(x: int) -> bool:
     return x > 0
 
@@ -82,6 +105,7 @@ class _TrainingKnobs(Block):
     expected_targets: bool = True
     checkpoint_interval: int = ranged(10, _positive_int, "checkpoint_interval ≥ 1")
     log_interval: int = ranged(1, _positive_int, "log_interval ≥ 1")
+    samples_per_state: int = ranged(4, _positive_int, "samples_per_state ≥ 1")
 
     def check_consistency(self) -> None:
         """Reject a replay buffer smaller than one batch or one collection."""
@@ -137,14 +161,21 @@ class Phase1Parameters(_TrainingKnobs):
         actions is exact, since all policies are known.
     checkpoint_interval, log_interval
         Collections between checkpoints and between logger calls, ``≥ 1``.
+    samples_per_state
+        ``M``, action profiles of the other agents drawn per state for each target
+        when the world is accessed by sampling (``world_access``), ``≥ 1``.
     shaping_scale
         Weight of the potential-based shaping of phase 1, ``≥ 0`` (0: none); it does
         not change the fixed point.
+    world_access
+        ``"auto"``, ``"compiled"`` or ``"sampled"`` (:class:`WorldAccess`): whether
+        both phases train on the enumerated world or on sampled state rows.
     """
 
     prefix: ClassVar[str] = "phase1"
 
     shaping_scale: float = ranged(0.0, non_negative, "0 ≤ shaping_scale < inf")
+    world_access: WorldAccess = WorldAccess.AUTO
 
 
 @dataclass(frozen=True)
@@ -157,7 +188,7 @@ class Phase2Parameters(_TrainingKnobs):
     updates_per_batch, num_envs, max_episode_steps, buffer_size,
     uniform_state_fraction, target_update_tau, state_encoding, embed_dim,
     hidden_sizes, epsilon_start, epsilon_end, epsilon_steps, expected_targets,
-    checkpoint_interval, log_interval
+    checkpoint_interval, log_interval, samples_per_state
         As in :class:`Phase1Parameters`.
     beta_r_start
         Initial robot rationality ``β'_r`` of the rollout policy, annealed up to

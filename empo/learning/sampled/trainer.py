@@ -1,0 +1,415 @@
+"""Training loop of the sampled learned solver, :func:`train_sampled`.
+
+The same two phases as :func:`empo.learning.train`, without enumerating the world:
+``num_envs`` batched episodes run from the initial state row with
+``world.transitions`` (:mod:`empo.learning.sampled.collect`), the visited rows go
+into a TorchRL ``TensorDictReplayBuffer`` over a ``LazyTensorStorage``, and after each
+collection ``updates_per_batch`` gradient steps are taken on batches of rows from it
+(:mod:`empo.learning.sampled.losses`), each followed by a soft target update. Phase 1
+ends frozen; its network gives ``π_h`` (eq. 2) wherever phase 2 needs it.
+Checkpoints hold the complete state, so an interrupted run resumes and ends exactly
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from jaxtyping import Int64
+from tensordict import TensorDict
+from torch import Tensor
+from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
+from torchrl.objectives import LossModule, SoftUpdate
+
+from empo import theory
+from empo.learning.checkpoint import load_checkpoint, save_checkpoint
+from empo.learning.sampled.collect import SampledPhase1Collector, SampledPhase2Collector
+from empo.learning.sampled.losses import SampledPhase1Loss, SampledPhase2Loss
+from empo.learning.sampled.networks import goal_head_module, robot_head_module
+from empo.learning.sampled.row_model import CompiledRows, RowModel
+from empo.learning.schedules import annealed_beta, linear_epsilon
+from empo.learning.sampled.solution import SampledSolution
+from empo.learning.trainer import _generator, _run_phase, _seeds
+from empo.worlds.compiled import CompiledWorld
+
+__all__ = [
+    "SampledRunner",
+    "enumerable",
+    "train_sampled",
+    "uses_sampled",
+]
+
+log = logging.getLogger(__name__)
+
+Logger = Callable[[dict[str, float], int], None]
+Rows = Int64[Tensor, "batch dim"]
+
+
+def enumerable(world: Any) -> bool:
+    """Whether ``world`` is compiled, tabular, or a world model with at most
+    :data:`~empo.parameters.learning.SAMPLED_JOINT_THRESHOLD` joint actions."""
+    from empo.parameters.learning import SAMPLED_JOINT_THRESHOLD
+
+    if isinstance(world, CompiledWorld) or hasattr(world, "compile"):
+        return True
+    joint = math.prod(len(names) for names in world.action_names)
+    return joint <= SAMPLED_JOINT_THRESHOLD
+
+
+def uses_sampled(world: Any, params: Any) -> bool:
+    """Whether ``params.phase1.world_access`` resolves to ``"sampled"`` for ``world``
+    (``"auto"``: when the world is not :func:`enumerable`)."""
+    from empo.parameters.learning import WorldAccess
+
+    access = WorldAccess(params.phase1.world_access)
+    if access is WorldAccess.AUTO:
+        return not enumerable(world)
+    return access is WorldAccess.SAMPLED
+
+
+def _world_model(world: Any, device: torch.device) -> Any:
+    """Compiled and tabular worlds as row models over state ids (their tables moved
+    to ``device`` once); other worlds unchanged."""
+    if hasattr(world, "compile") and not isinstance(world, CompiledWorld):
+        world = world.compile(device="cpu", dtype=torch.float64)
+    if isinstance(world, CompiledWorld):
+        return CompiledRows(world.to(device=device, dtype=torch.float64))
+    return world
+
+
+class SampledRunner:
+    """Collect, store and update for one phase on rows, with a ``state_dict``.
+
+    Parameters
+    ----------
+    name
+        ``"phase1"`` or ``"phase2"``.
+    loss
+        The phase's loss module.
+    collect
+        ``collect(frames_done) -> (visited rows, schedule metrics)``.
+    knobs
+        The phase's parameter block.
+    device
+        Device of the replay buffer.
+    generator, buffer_generator
+        Generators of the rollouts and of the buffer's sampler.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        loss: LossModule,
+        collect: Callable[[int], tuple[Rows, dict[str, float]]],
+        knobs: Any,
+        device: torch.device,
+        generator: torch.Generator,
+        buffer_generator: torch.Generator,
+    ):
+        self.name = name
+        self.loss = loss
+        self.collect = collect
+        self.knobs = knobs
+        self.generator = generator
+        self.buffer_generator = buffer_generator
+        self.num_collections = math.ceil(knobs.num_frames / knobs.frames_per_batch)
+        self.optimizer = torch.optim.Adam(loss.parameters(), lr=knobs.learning_rate)
+        decay = knobs.learning_rate_decay ** (1.0 / self.num_collections)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, decay)
+        self.updater = SoftUpdate(loss, tau=knobs.target_update_tau)
+        self.buffer = TensorDictReplayBuffer(
+            storage=LazyTensorStorage(knobs.buffer_size, device=device),
+            batch_size=knobs.batch_size,
+            generator=buffer_generator,
+        )
+        self.collections = 0
+        self.frames = 0
+        self.grad_steps = 0
+        self.collect_seconds = 0.0
+        self.update_seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        """Whether all collections of this phase have run."""
+        return self.collections >= self.num_collections
+
+    def step(self) -> dict[str, float]:
+        """One collection followed by ``updates_per_batch`` gradient steps."""
+        start = time.perf_counter()
+        rows, metrics = self.collect(self.frames)
+        self.buffer.extend(TensorDict({"state": rows}, batch_size=[rows.shape[0]]))
+        collected = time.perf_counter()
+        totals: dict[str, float] = {}
+        for _ in range(self.knobs.updates_per_batch):
+            batch = TensorDict({"state": self.buffer.sample()["state"]}, batch_size=[])
+            losses = self.loss(batch)
+            total = sum(losses.values())
+            self.optimizer.zero_grad()
+            total.backward()
+            self.optimizer.step()
+            self.updater.step()
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + float(value.detach())
+        self.scheduler.step()
+        self.collections += 1
+        self.frames += rows.shape[0]
+        self.grad_steps += self.knobs.updates_per_batch
+        self.collect_seconds += collected - start
+        self.update_seconds += time.perf_counter() - collected
+        for key, value in totals.items():
+            metrics[f"{self.name}/{key}"] = value / self.knobs.updates_per_batch
+        metrics[f"{self.name}/learning_rate"] = self.scheduler.get_last_lr()[0]
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, targets, optimiser, schedule, buffer, generators and counters."""
+        return {
+            "loss": self.loss.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "generator": self.generator.get_state(),
+            "buffer_generator": self.buffer_generator.get_state(),
+            "counters": [
+                self.collections,
+                self.frames,
+                self.grad_steps,
+                self.collect_seconds,
+                self.update_seconds,
+            ],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.loss.load_state_dict(state["loss"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.buffer.set_rng(self.buffer_generator)
+        self.generator.set_state(state["generator"])
+        self.buffer_generator.set_state(state["buffer_generator"])
+        (
+            self.collections,
+            self.frames,
+            self.grad_steps,
+            self.collect_seconds,
+            self.update_seconds,
+        ) = state["counters"]
+
+
+def _check(params: Any) -> None:
+    """Reject knobs that need an enumerated world, naming the field."""
+    from empo.parameters.learning import Phase2Variant
+
+    if params.phase2.variant != Phase2Variant.DQN:
+        raise ValueError(
+            f"phase2.variant = {params.phase2.variant.value!r} is not available when "
+            "the world is accessed by sampling (phase1.world_access resolves to "
+            "'sampled'); use 'dqn'"
+        )
+    if params.phase1.shaping_scale > 0:
+        raise ValueError(
+            f"phase1.shaping_scale = {params.phase1.shaping_scale} needs an enumerated "
+            "world (goal distances over all states); use 0 with world_access 'sampled'"
+        )
+    for knobs in (params.phase1, params.phase2):
+        if knobs.uniform_state_fraction > 0:
+            raise ValueError(
+                f"{knobs.prefix}.uniform_state_fraction = "
+                f"{knobs.uniform_state_fraction} needs an enumerated world; use 0 "
+                "with world_access 'sampled'"
+            )
+
+
+def train_sampled(
+    world: Any,
+    params: Any,
+    *,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    logger: Logger | None = None,
+    run_dir: str | Path | None = None,
+    exact: Any = None,
+) -> SampledSolution:
+    """Learn both phases on state rows without enumerating the world.
+
+    Networks read rows through :func:`~empo.learning.sampled.networks.make_encoder`
+    (graph encoder for transport worlds, hashed per-column features otherwise), so
+    ``state_encoding`` is not used; ``embed_dim`` and ``hidden_sizes`` are.
+    ``samples_per_state`` is ``M`` of :mod:`empo.learning.sampled.losses`.
+
+    Parameters
+    ----------
+    world
+        A :class:`~empo.worlds.base.WorldModel` (compiled and tabular worlds are
+        trained on their state ids).
+    params
+        :class:`empo.Parameters`; reads ``theory``, ``phase1``, ``phase2``, ``seed``.
+    device
+        Torch device of networks and rollouts (default CPU).
+    progress
+        Show progress bars.
+    logger
+        ``logger(metrics, step)`` every ``log_interval`` collections.
+    run_dir
+        Directory of the checkpoint; one found there is resumed (same parameters).
+    exact
+        The exact solution of the same world, if any: errors against it are logged.
+
+    Raises
+    ------
+    ValueError
+        For ``phase2.variant = "actor_critic"``, ``phase1.shaping_scale > 0`` or a
+        ``uniform_state_fraction > 0`` (they need an enumerated world), or a
+        checkpoint written with other parameters.
+    """
+    _check(params)
+    device = torch.device(device or "cpu")
+    model = RowModel(_world_model(world, device), device)
+    tp = params.theory
+    k1, k2 = params.phase1, params.phase2
+    seeds = _seeds(int(params.seed), 7)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeds[0])
+        shape = (model.num_humans, model.num_goals)
+        q_net = goal_head_module(
+            model.world,
+            *shape,
+            model.max_human_actions,
+            k1.embed_dim,
+            tuple(k1.hidden_sizes),
+            "q_m",
+        ).to(device)
+        ve_net = goal_head_module(
+            model.world, *shape, 1, k2.embed_dim, tuple(k2.hidden_sizes), "v_e"
+        ).to(device)
+        qr_net = robot_head_module(
+            model.world, model.robot_actions, k2.embed_dim, tuple(k2.hidden_sizes)
+        ).to(device)
+    gen1, buf1, gen2, buf2 = (_generator(s, device) for s in seeds[1:5])
+    loss1 = SampledPhase1Loss(
+        q_net, model, tp, k1.samples_per_state, not k1.expected_targets, gen1
+    )
+    collector1 = SampledPhase1Collector(
+        model, loss1.policy, k1.num_envs, k1.max_episode_steps, gen1
+    )
+
+    def collect1(frames: int) -> tuple[Tensor, dict[str, float]]:
+        eps = linear_epsilon(frames, k1.epsilon_start, k1.epsilon_end, k1.epsilon_steps)
+        return collector1.collect(k1.frames_per_batch, eps), {"phase1/epsilon": eps}
+
+    runner1 = SampledRunner("phase1", loss1, collect1, k1, device, gen1, buf1)
+    saved = load_checkpoint(run_dir)
+    if saved is not None:
+        if saved["params"] != params.to_dict():
+            raise ValueError(
+                f"the checkpoint in {run_dir} was written with other parameters; "
+                "use a fresh run directory"
+            )
+        runner1.load_state_dict(saved["phase1"])
+        collector1.load_state_dict(saved["collector1"])
+        log.info("resuming the sampled learned solver from %s", run_dir)
+    state: dict[str, Any] = {"phase2": None, "collector2": None}
+
+    def checkpoint() -> None:
+        if run_dir is None:
+            return
+        save_checkpoint(
+            run_dir,
+            {
+                "params": params.to_dict(),
+                "phase1": runner1.state_dict(),
+                "collector1": collector1.state_dict(),
+                "phase2": state["phase2"]() if state["phase2"] else None,
+                "collector2": state["collector2"]() if state["collector2"] else None,
+            },
+        )
+
+    _run_phase(runner1, progress, logger, 0, checkpoint, dict)
+    log.info(
+        "phase 1 done: %d frames, %d gradient steps", runner1.frames, runner1.grad_steps
+    )
+    loss2 = SampledPhase2Loss(
+        ve_net,
+        qr_net,
+        model,
+        tp,
+        loss1.policy,
+        k2.samples_per_state,
+        not k2.expected_targets,
+        gen2,
+        k2.advantage_weight,
+    )
+    collector2 = SampledPhase2Collector(
+        model,
+        loss1.policy,
+        loss2.acting_policy,
+        k2.num_envs,
+        k2.max_episode_steps,
+        k2.goal_resample_steps,
+        gen2,
+    )
+
+    def collect2(frames: int) -> tuple[Tensor, dict[str, float]]:
+        eps = linear_epsilon(frames, k2.epsilon_start, k2.epsilon_end, k2.epsilon_steps)
+        beta = annealed_beta(frames, k2.beta_r_start, tp.beta_r, k2.beta_r_steps)
+        loss2.beta_r = beta
+        rows = collector2.collect(k2.frames_per_batch, eps, beta)
+        return rows, {"phase2/epsilon": eps, "phase2/beta_r": beta}
+
+    runner2 = SampledRunner("phase2", loss2, collect2, k2, device, gen2, buf2)
+    state["phase2"] = runner2.state_dict
+    state["collector2"] = collector2.state_dict
+    if saved is not None and saved["phase2"] is not None:
+        runner2.load_state_dict(saved["phase2"])
+        collector2.load_state_dict(saved["collector2"])
+    s0 = model.initial_state[None]
+
+    @torch.no_grad()
+    def initial_metrics() -> dict[str, float]:
+        values = loss2.online_values(s0, float(tp.beta_r))
+        out = {"phase2/V_r(s0)": float(values["v_r"][0])}
+        for h in range(model.num_humans):
+            out[f"phase2/W_h(s0)/{h}"] = float(theory.power_bits(values["x_h"][0, h]))
+        return out
+
+    _run_phase(runner2, progress, logger, runner1.frames, checkpoint, initial_metrics)
+    log.info(
+        "phase 2 done: %d frames, %d gradient steps", runner2.frames, runner2.grad_steps
+    )
+    final = initial_metrics()
+    solution = SampledSolution(
+        world=world,
+        model=model,
+        networks={"phase1": loss1, "phase2": loss2},
+        beta_r=float(tp.beta_r),
+        stats={
+            f"{runner.name}/{key}": value
+            for runner in (runner1, runner2)
+            for key, value in (
+                ("frames", runner.frames),
+                ("grad_steps", runner.grad_steps),
+                ("collect_seconds", runner.collect_seconds),
+                ("update_seconds", runner.update_seconds),
+            )
+        },
+        v_r_s0=final["phase2/V_r(s0)"],
+        w_h_s0=[final[f"phase2/W_h(s0)/{h}"] for h in range(model.num_humans)],
+    )
+    log.info("V_r(s0) = %.6g, W_h(s0) = %s bits", solution.v_r_s0, solution.w_h_s0)
+    if logger is not None:
+        logger(final, runner1.frames + runner2.frames)
+    if exact is not None and logger is not None:
+        from empo.analysis.compare import compare
+
+        errors = compare(solution.on_compiled(exact.world), exact)
+        logger(
+            {f"error/{k}": v for k, v in errors.items()},
+            runner1.frames + runner2.frames,
+        )
+    return solution
