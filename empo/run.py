@@ -197,12 +197,18 @@ def _sampled_rollout(world: Any, learned: Any, run_dir: Path) -> dict[str, Path]
     likely rollout of a solution learned without enumerating the world."""
     rows, actions = learned.greedy_rollout()
     names = world.action_names
-    describe = getattr(world, "describe", None)
+    compiled = getattr(learned.model.world, "compiled", None)
+    if hasattr(world, "describe"):
+        labels = [world.describe(row) for row in rows]
+    elif compiled is not None:
+        labels = [compiled.state_name(int(row[0])) for row in rows]
+    else:
+        labels = [str(row.tolist()) for row in rows]
     _write_json(
         run_dir / "trajectory.json",
         {
             "states": rows.tolist(),
-            "labels": [describe(r) if describe else str(r.tolist()) for r in rows],
+            "labels": labels,
             "actions": [
                 {world.agents[i]: names[i][int(a)] for i, a in enumerate(step)}
                 for step in actions

@@ -6,10 +6,10 @@ gradient steps per second of the updates, per phase, wall time, and the learned
 ``V_r(s0)`` and ``W_h(s0)``. Small network (``transport_small``, 115 states): the same
 solver with ``phase1.world_access = "sampled"`` against the exact solution
 (:func:`empo.analysis.compare`: visit-weighted MAE of values, TV of policies), and
-with ``--scaled`` also a 3x3 ``transport_large`` (1 vehicle, 2 humans, 6 steps,
-9,194 states)::
+with ``--scaled-frames`` also a 3x3 ``transport_large`` (1 vehicle, 2 humans, 6
+steps, 9,194 states)::
 
-    python scripts/bench_transport_learned.py --frames 16384 --scaled --threads 1
+    python scripts/bench_transport_learned.py --frames 16384 --scaled-frames 30000
 """
 
 from __future__ import annotations
@@ -134,17 +134,20 @@ def main() -> None:
         help="frames per phase of the comparisons with exact (0: skip them)",
     )
     parser.add_argument(
-        "--scaled", action="store_true", help="also compare on a 3x3 large network"
+        "--scaled-frames",
+        type=int,
+        default=0,
+        help="frames per phase of a comparison on a 3x3 large network (0: skip)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = {"large": bench_large(args.frames, args.batch_size, args.samples)}
     if args.exact_frames:
         results["small"] = bench_against_exact(small(), args.exact_frames)
-    if args.exact_frames and args.scaled:
+    if args.scaled_frames:
         results["large_3x3"] = bench_against_exact(
             large(rows=3, cols=3, n_vehicles=1, n_humans=2, horizon=6),
-            args.exact_frames,
+            args.scaled_frames,
         )
     print(json.dumps(results, indent=2))
 

@@ -29,7 +29,10 @@ Heads (wrapped as ``TensorDictModule`` with ``in_keys=["state"]``):
   first layer is the sum of linear maps of the state, human and goal features and a
   learned (human, goal) vector, so the encoder runs once per row and only the later
   layers run per (human, goal) pair. Phase 1 uses it for ``Q^m_h(s, g, ·)`` over the
-  human's own actions (eq. 1), phase 2 for ``V^e_h(s, g)`` (eq. 6).
+  human's own actions (eq. 1), phase 2 for ``V^e_h(s, g)`` (eq. 6). Both lie in
+  ``[0, 1]``: the losses regress the raw output and clamp it to ``[0, 1]`` wherever a
+  value is read (as :mod:`empo.learning.losses` does), which avoids a sigmoid's flat
+  gradient at the many exact 0s and 1s.
 * :class:`RobotHead` — ``log(-Q_r(s, ·))`` over the joint robot actions (eqs. 4-5),
   the parametrisation of :mod:`empo.learning.modules`.
 """
