@@ -21,7 +21,7 @@ All equations go through :mod:`empo.theory`.
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float, Int64
+from jaxtyping import Bool, Float, Int64
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictParams
 from torch import Tensor
@@ -31,12 +31,38 @@ from empo import theory
 from empo.learning.model import TransitionModel
 from empo.parameters.theory import TheoryParameters
 
-__all__ = ["Phase1Loss", "Phase2Base", "Phase2Loss", "X_FLOOR"]
+__all__ = ["Phase1Loss", "Phase2Base", "Phase2Loss", "X_FLOOR", "log_q_loss"]
 
 X_FLOOR = 1e-8
 """Floor on ``X_h`` inside training targets so that a network still near its random
 initialisation cannot produce ``U_r = -inf`` (eq. 8); it is far below any ``X_h`` of a
 human who can reach a goal."""
+
+
+def log_q_loss(
+    log_pred: Float[Tensor, "batch a_r"],
+    q_target: Float[Tensor, "batch a_r"],
+    mask: Bool[Tensor, "batch a_r"],
+    advantage_weight: float,
+) -> Tensor:
+    """Error of a ``log(-Q_r)`` prediction against a ``Q_r`` target (eq. 12).
+
+    Per state, the squared mean error over the allowed robot actions plus
+    ``advantage_weight`` times the mean squared deviation from that mean (the part
+    eq. (5) reads); averaged over states with an allowed action.
+    """
+    weight = mask.to(log_pred.dtype)
+    log_target = torch.log((-q_target).clamp_min(1e-30))
+    log_target = torch.where(mask, log_target, log_pred.detach())
+    error = (log_pred - log_target) * weight
+    count = weight.sum(-1, keepdim=True).clamp_min(1.0)
+    mean = error.sum(-1, keepdim=True) / count
+    deviation = (error - mean) * weight
+    live = (weight.sum(-1) > 0).to(log_pred.dtype)
+    loss = (mean.squeeze(-1).pow(2) * live).sum() + advantage_weight * (
+        deviation.pow(2).sum(-1) / count.squeeze(-1)
+    ).sum()
+    return loss / live.sum().clamp_min(1.0)
 
 
 def over_humans_and_goals(
@@ -445,16 +471,7 @@ class Phase2Loss(Phase2Base):
         loss_ve = self.goal_value_loss(states, ve_target)
         with self.qr_network_params.to_module(self.qr_network):
             log_pred = self.qr_network.module(states)
-        q_weight = model.robot_mask(states).to(log_pred.dtype)
-        log_target = torch.log((-q_target).clamp_min(1e-30))
-        log_target = torch.where(q_weight > 0, log_target, log_pred.detach())
-        error = (log_pred - log_target) * q_weight
-        count = q_weight.sum(-1, keepdim=True).clamp_min(1.0)
-        mean = error.sum(-1, keepdim=True) / count
-        deviation = (error - mean) * q_weight
-        alive = (q_weight.sum(-1) > 0).to(log_pred.dtype)
-        loss_q = (mean.squeeze(-1).pow(2) * alive).sum() + self.advantage_weight * (
-            deviation.pow(2).sum(-1) / count.squeeze(-1)
-        ).sum()
-        loss_q = loss_q / alive.sum().clamp_min(1.0)
+        loss_q = log_q_loss(
+            log_pred, q_target, model.robot_mask(states), self.advantage_weight
+        )
         return TensorDict({"loss_v_e": loss_ve, "loss_q_r": loss_q}, batch_size=[])

@@ -48,13 +48,15 @@ __all__ = [
     "StateNet",
     "goal_value_module",
     "joint_backup_module",
+    "mlp",
     "robot_policy_module",
     "robot_q_module",
     "robot_value_module",
 ]
 
 
-def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
+def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    """Perceptron ``in_dim -> hidden... -> out_dim`` with SiLU activations."""
     layers: list[nn.Module] = []
     width = in_dim
     for size in hidden:
@@ -144,7 +146,7 @@ class GoalConditionedNet(nn.Module):
         self.out_dim = out_dim
         self.encoder = encoder
         self.goal_embedding = nn.Embedding(num_humans * num_goals, embed_dim)
-        self.body = _mlp(encoder.out_dim + embed_dim, hidden, out_dim)
+        self.body = mlp(encoder.out_dim + embed_dim, hidden, out_dim)
 
     def forward(
         self,
@@ -181,7 +183,7 @@ class StateNet(nn.Module):
     def __init__(self, encoder: StateEncoder, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
         self.encoder = encoder
-        self.body = _mlp(encoder.out_dim, hidden, out_dim)
+        self.body = mlp(encoder.out_dim, hidden, out_dim)
 
     def forward(self, state: Int64[Tensor, "*batch"]) -> Float[Tensor, "*batch out"]:
         """Output for each state."""

@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -48,7 +48,17 @@ from empo.learning.schedules import annealed_beta, linear_epsilon
 from empo.learning.shaping import goal_distance_potential
 from empo.worlds.compiled import CompiledWorld
 
-__all__ = ["LearnedSolution", "PhaseRunner", "train"]
+if TYPE_CHECKING:
+    from empo.learning.sampled.solution import SampledSolution
+
+__all__ = [
+    "LearnedSolution",
+    "PhaseRunner",
+    "run_phase",
+    "seeded_generator",
+    "stream_seeds",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +115,15 @@ class PhaseRunner:
         ``collect(frames_done) -> (visited states, schedule metrics)``.
     knobs
         The phase's parameter block.
-    model
-        The batched world model (for uniform state draws).
+    device
+        Device of the replay buffer and of uniform state draws.
     generator
         Generator of the rollouts and of uniform state draws.
     buffer_generator
         Generator of the replay buffer's sampler.
+    alive
+        States that ``uniform_state_fraction`` of each batch is drawn from (the
+        non-terminal states of an enumerated world), or ``None`` for none.
     """
 
     def __init__(
@@ -119,15 +132,17 @@ class PhaseRunner:
         loss: LossModule,
         collect: Callable[[int], tuple[Int64[Tensor, " n"], dict[str, float]]],
         knobs: Any,
-        model: TransitionModel,
+        device: torch.device,
         generator: torch.Generator,
         buffer_generator: torch.Generator,
+        alive: Int64[Tensor, " n"] | None = None,
     ):
         self.name = name
         self.loss = loss
         self.collect = collect
         self.knobs = knobs
-        self.model = model
+        self.device = device
+        self.alive = alive
         self.generator = generator
         self.buffer_generator = buffer_generator
         self.num_collections = math.ceil(knobs.num_frames / knobs.frames_per_batch)
@@ -136,11 +151,10 @@ class PhaseRunner:
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, decay)
         self.updater = SoftUpdate(loss, tau=knobs.target_update_tau)
         self.buffer = TensorDictReplayBuffer(
-            storage=LazyTensorStorage(knobs.buffer_size, device=model.device),
+            storage=LazyTensorStorage(knobs.buffer_size, device=device),
             batch_size=knobs.batch_size,
             generator=buffer_generator,
         )
-        self.alive = torch.nonzero(~model.terminal)[:, 0]
         self.collections = 0
         self.frames = 0
         self.grad_steps = 0
@@ -155,12 +169,12 @@ class PhaseRunner:
     def _batch(self) -> Int64[Tensor, " batch"]:
         states = self.buffer.sample()["state"]
         uniform = round(self.knobs.uniform_state_fraction * states.shape[0])
-        if uniform:
+        if uniform and self.alive is not None:
             pick = torch.randint(
                 self.alive.shape[0],
                 (uniform,),
                 generator=self.generator,
-                device=self.model.device,
+                device=self.device,
             )
             states = torch.cat([self.alive[pick], states[uniform:]])
         return states
@@ -230,12 +244,15 @@ class PhaseRunner:
         self.update_seconds = state["update_seconds"]
 
 
-def _seeds(seed: int, count: int) -> list[int]:
+def stream_seeds(seed: int, count: int) -> list[int]:
+    """``count`` independent 63-bit seeds derived from ``seed`` (numpy SeedSequence):
+    networks, rollouts and replay sampling of each phase get their own stream."""
     sequence = np.random.SeedSequence([seed, 0x5EED])
     return [int(s.generate_state(1, np.uint64)[0] >> 1) for s in sequence.spawn(count)]
 
 
-def _generator(seed: int, device: torch.device) -> torch.Generator:
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A torch generator on ``device`` seeded with ``seed``."""
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
@@ -280,7 +297,7 @@ def _encoder(
     return StateEncoder(model.num_states, knobs.embed_dim, table, device)
 
 
-def _run_phase(
+def run_phase(
     runner: PhaseRunner,
     progress: bool,
     logger: Logger | None,
@@ -288,6 +305,9 @@ def _run_phase(
     checkpoint: Callable[[], None],
     extra_metrics: Callable[[], dict[str, float]],
 ) -> None:
+    """Run ``runner`` to its end with a progress bar, checkpointing every
+    ``checkpoint_interval`` collections and logging every ``log_interval`` (plus
+    ``extra_metrics()``) at step ``step_offset + frames``."""
     knobs = runner.knobs
     bar = tqdm(
         total=runner.num_collections,
@@ -317,7 +337,7 @@ def train(
     logger: Logger | None = None,
     run_dir: str | Path | None = None,
     exact: Any = None,
-) -> LearnedSolution:
+) -> LearnedSolution | SampledSolution:
     """Learn phase 1 and phase 2 on a world (THEORY.md, learning-based approximation).
 
     Parameters
@@ -367,7 +387,7 @@ def train(
     model = TransitionModel(compiled, device)
     tp = params.theory
     k1, k2 = params.phase1, params.phase2
-    seeds = _seeds(int(params.seed), 7)
+    seeds = stream_seeds(int(params.seed), 7)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds[0])
         z_net = joint_backup_module(
@@ -404,7 +424,7 @@ def train(
                     tuple(k2.hidden_sizes),
                 ).to(device),
             ]
-    gen1, buf1, gen2, buf2 = (_generator(s, device) for s in seeds[1:5])
+    gen1, buf1, gen2, buf2 = (seeded_generator(s, device) for s in seeds[1:5])
     potential = None
     if k1.shaping_scale > 0:
         potential = k1.shaping_scale * goal_distance_potential(model, tp.gamma_h)
@@ -422,7 +442,8 @@ def train(
         eps = linear_epsilon(frames, k1.epsilon_start, k1.epsilon_end, k1.epsilon_steps)
         return collector1.collect(k1.frames_per_batch, eps), {"phase1/epsilon": eps}
 
-    runner1 = PhaseRunner("phase1", loss1, collect1, k1, model, gen1, buf1)
+    alive = torch.nonzero(~model.terminal)[:, 0]
+    runner1 = PhaseRunner("phase1", loss1, collect1, k1, device, gen1, buf1, alive)
     saved = load_checkpoint(run_dir)
     if saved is not None:
         if saved["params"] != params.to_dict():
@@ -453,7 +474,7 @@ def train(
             },
         )
 
-    _run_phase(runner1, progress, logger, 0, checkpoint, dict)
+    run_phase(runner1, progress, logger, 0, checkpoint, dict)
     log.info(
         "phase 1 done: %d frames, %d gradient steps", runner1.frames, runner1.grad_steps
     )
@@ -493,7 +514,7 @@ def train(
         states = collector2.collect(k2.frames_per_batch, eps, beta)
         return states, {"phase2/epsilon": eps, "phase2/beta_r": beta}
 
-    runner2 = PhaseRunner("phase2", loss2, collect2, k2, model, gen2, buf2)
+    runner2 = PhaseRunner("phase2", loss2, collect2, k2, device, gen2, buf2, alive)
     state["phase2"] = runner2.state_dict
     state["collector2"] = collector2.state_dict
     if saved is not None and saved["phase2"] is not None:
@@ -509,7 +530,7 @@ def train(
             out[f"phase2/W_h(s0)/{h}"] = float(theory.power_bits(values["x_h"][0, h]))
         return out
 
-    _run_phase(runner2, progress, logger, runner1.frames, checkpoint, initial_metrics)
+    run_phase(runner2, progress, logger, runner1.frames, checkpoint, initial_metrics)
     log.info(
         "phase 2 done: %d frames, %d gradient steps", runner2.frames, runner2.grad_steps
     )

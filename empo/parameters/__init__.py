@@ -21,6 +21,7 @@ from empo.parameters.learning import (
     Phase2Parameters,
     Phase2Variant,
     StateEncoding,
+    WorldAccess,
 )
 from empo.parameters.migrations import migration
 from empo.parameters.theory import OthersModel, RobotPolicyKind, TheoryParameters
@@ -42,6 +43,7 @@ __all__ = [
     "SolverKind",
     "StateEncoding",
     "TheoryParameters",
+    "WorldAccess",
     "WorldParameters",
     "migration",
 ]

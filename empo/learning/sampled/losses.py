@@ -48,7 +48,7 @@ from torch import Tensor
 from torchrl.objectives import LossModule
 
 from empo import theory
-from empo.learning.losses import X_FLOOR
+from empo.learning.losses import X_FLOOR, log_q_loss
 from empo.learning.sampled.row_model import RowModel, sample_actions
 from empo.parameters.theory import TheoryParameters
 from empo.worlds.hashing import hash_rows
@@ -480,16 +480,7 @@ class SampledPhase2Loss(LossModule):
         loss_ve = ((ve_pred - ve_target).pow(2) * ve_weight).sum()
         loss_ve = loss_ve / ve_weight.sum().clamp_min(1.0)
         log_pred = self._log_neg_q(self.qr_network_params, rows)
-        q_weight = model.robot_mask(rows).to(log_pred.dtype)
-        log_target = torch.log((-q_target).clamp_min(1e-30))
-        log_target = torch.where(q_weight > 0, log_target, log_pred.detach())
-        error = (log_pred - log_target) * q_weight
-        count = q_weight.sum(-1, keepdim=True).clamp_min(1.0)
-        mean = error.sum(-1, keepdim=True) / count
-        deviation = (error - mean) * q_weight
-        live = (q_weight.sum(-1) > 0).to(log_pred.dtype)
-        loss_q = (mean.squeeze(-1).pow(2) * live).sum() + self.advantage_weight * (
-            deviation.pow(2).sum(-1) / count.squeeze(-1)
-        ).sum()
-        loss_q = loss_q / live.sum().clamp_min(1.0)
+        loss_q = log_q_loss(
+            log_pred, q_target, model.robot_mask(rows), self.advantage_weight
+        )
         return TensorDict({"loss_v_e": loss_ve, "loss_q_r": loss_q}, batch_size=[])

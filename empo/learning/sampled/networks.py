@@ -46,6 +46,8 @@ from jaxtyping import Float, Int64
 from tensordict.nn import TensorDictModule
 from torch import Tensor, nn
 
+from empo.learning.modules import mlp
+
 __all__ = [
     "GoalHead",
     "GraphRowEncoder",
@@ -57,16 +59,6 @@ __all__ = [
 ]
 
 Features = tuple[Tensor, Tensor | None, Tensor | None]
-
-
-def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = in_dim
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.SiLU()]
-        width = size
-    layers.append(nn.Linear(width, out_dim))
-    return nn.Sequential(*layers)
 
 
 class RowFeatureEncoder(nn.Module):
@@ -180,7 +172,7 @@ class GoalHead(nn.Module):
             nn.Linear(encoder.goal_dim, width, bias=False) if encoder.goal_dim else None
         )
         self.pair = nn.Embedding(num_humans * num_goals, width)
-        self.body = nn.Sequential(nn.SiLU(), _mlp(width, tuple(hidden[1:]), out_dim))
+        self.body = nn.Sequential(nn.SiLU(), mlp(width, tuple(hidden[1:]), out_dim))
 
     def forward(
         self, rows: Int64[Tensor, "batch dim"]
@@ -214,7 +206,7 @@ class RobotHead(nn.Module):
     def __init__(self, encoder: nn.Module, robot_actions: int, hidden: tuple[int, ...]):
         super().__init__()
         self.encoder = encoder
-        self.body = _mlp(encoder.state_dim, hidden, robot_actions)
+        self.body = mlp(encoder.state_dim, hidden, robot_actions)
 
     def forward(self, rows: Int64[Tensor, "batch dim"]) -> Float[Tensor, "batch a_r"]:
         """Output per row and joint robot action."""

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from jaxtyping import Int64
-from tensordict import TensorDict
 from torch import Tensor
-from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from torchrl.objectives import LossModule, SoftUpdate
 
 from empo import theory
 from empo.learning.checkpoint import load_checkpoint, save_checkpoint
@@ -34,20 +29,22 @@ from empo.learning.sampled.networks import goal_head_module, robot_head_module
 from empo.learning.sampled.row_model import CompiledRows, RowModel
 from empo.learning.schedules import annealed_beta, linear_epsilon
 from empo.learning.sampled.solution import SampledSolution
-from empo.learning.trainer import _generator, _run_phase, _seeds
+from empo.learning.trainer import (
+    Logger,
+    PhaseRunner,
+    run_phase,
+    seeded_generator,
+    stream_seeds,
+)
 from empo.worlds.compiled import CompiledWorld
 
 __all__ = [
-    "SampledRunner",
     "enumerable",
     "train_sampled",
     "uses_sampled",
 ]
 
 log = logging.getLogger(__name__)
-
-Logger = Callable[[dict[str, float], int], None]
-Rows = Int64[Tensor, "batch dim"]
 
 
 def enumerable(world: Any) -> bool:
@@ -80,126 +77,6 @@ def _world_model(world: Any, device: torch.device) -> Any:
     if isinstance(world, CompiledWorld):
         return CompiledRows(world.to(device=device, dtype=torch.float64))
     return world
-
-
-class SampledRunner:
-    """Collect, store and update for one phase on rows, with a ``state_dict``.
-
-    Parameters
-    ----------
-    name
-        ``"phase1"`` or ``"phase2"``.
-    loss
-        The phase's loss module.
-    collect
-        ``collect(frames_done) -> (visited rows, schedule metrics)``.
-    knobs
-        The phase's parameter block.
-    device
-        Device of the replay buffer.
-    generator, buffer_generator
-        Generators of the rollouts and of the buffer's sampler.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        loss: LossModule,
-        collect: Callable[[int], tuple[Rows, dict[str, float]]],
-        knobs: Any,
-        device: torch.device,
-        generator: torch.Generator,
-        buffer_generator: torch.Generator,
-    ):
-        self.name = name
-        self.loss = loss
-        self.collect = collect
-        self.knobs = knobs
-        self.generator = generator
-        self.buffer_generator = buffer_generator
-        self.num_collections = math.ceil(knobs.num_frames / knobs.frames_per_batch)
-        self.optimizer = torch.optim.Adam(loss.parameters(), lr=knobs.learning_rate)
-        decay = knobs.learning_rate_decay ** (1.0 / self.num_collections)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, decay)
-        self.updater = SoftUpdate(loss, tau=knobs.target_update_tau)
-        self.buffer = TensorDictReplayBuffer(
-            storage=LazyTensorStorage(knobs.buffer_size, device=device),
-            batch_size=knobs.batch_size,
-            generator=buffer_generator,
-        )
-        self.collections = 0
-        self.frames = 0
-        self.grad_steps = 0
-        self.collect_seconds = 0.0
-        self.update_seconds = 0.0
-
-    @property
-    def done(self) -> bool:
-        """Whether all collections of this phase have run."""
-        return self.collections >= self.num_collections
-
-    def step(self) -> dict[str, float]:
-        """One collection followed by ``updates_per_batch`` gradient steps."""
-        start = time.perf_counter()
-        rows, metrics = self.collect(self.frames)
-        self.buffer.extend(TensorDict({"state": rows}, batch_size=[rows.shape[0]]))
-        collected = time.perf_counter()
-        totals: dict[str, float] = {}
-        for _ in range(self.knobs.updates_per_batch):
-            batch = TensorDict({"state": self.buffer.sample()["state"]}, batch_size=[])
-            losses = self.loss(batch)
-            total = sum(losses.values())
-            self.optimizer.zero_grad()
-            total.backward()
-            self.optimizer.step()
-            self.updater.step()
-            for key, value in losses.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach())
-        self.scheduler.step()
-        self.collections += 1
-        self.frames += rows.shape[0]
-        self.grad_steps += self.knobs.updates_per_batch
-        self.collect_seconds += collected - start
-        self.update_seconds += time.perf_counter() - collected
-        for key, value in totals.items():
-            metrics[f"{self.name}/{key}"] = value / self.knobs.updates_per_batch
-        metrics[f"{self.name}/learning_rate"] = self.scheduler.get_last_lr()[0]
-        return metrics
-
-    def state_dict(self) -> dict[str, Any]:
-        """Networks, targets, optimiser, schedule, buffer, generators and counters."""
-        return {
-            "loss": self.loss.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "buffer": self.buffer.state_dict(),
-            "generator": self.generator.get_state(),
-            "buffer_generator": self.buffer_generator.get_state(),
-            "counters": [
-                self.collections,
-                self.frames,
-                self.grad_steps,
-                self.collect_seconds,
-                self.update_seconds,
-            ],
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved."""
-        self.loss.load_state_dict(state["loss"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.buffer.set_rng(self.buffer_generator)
-        self.generator.set_state(state["generator"])
-        self.buffer_generator.set_state(state["buffer_generator"])
-        (
-            self.collections,
-            self.frames,
-            self.grad_steps,
-            self.collect_seconds,
-            self.update_seconds,
-        ) = state["counters"]
 
 
 def _check(params: Any) -> None:
@@ -273,7 +150,7 @@ def train_sampled(
     model = RowModel(_world_model(world, device), device)
     tp = params.theory
     k1, k2 = params.phase1, params.phase2
-    seeds = _seeds(int(params.seed), 7)
+    seeds = stream_seeds(int(params.seed), 7)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds[0])
         shape = (model.num_humans, model.num_goals)
@@ -291,7 +168,7 @@ def train_sampled(
         qr_net = robot_head_module(
             model.world, model.robot_actions, k2.embed_dim, tuple(k2.hidden_sizes)
         ).to(device)
-    gen1, buf1, gen2, buf2 = (_generator(s, device) for s in seeds[1:5])
+    gen1, buf1, gen2, buf2 = (seeded_generator(s, device) for s in seeds[1:5])
     loss1 = SampledPhase1Loss(
         q_net, model, tp, k1.samples_per_state, not k1.expected_targets, gen1
     )
@@ -303,7 +180,7 @@ def train_sampled(
         eps = linear_epsilon(frames, k1.epsilon_start, k1.epsilon_end, k1.epsilon_steps)
         return collector1.collect(k1.frames_per_batch, eps), {"phase1/epsilon": eps}
 
-    runner1 = SampledRunner("phase1", loss1, collect1, k1, device, gen1, buf1)
+    runner1 = PhaseRunner("phase1", loss1, collect1, k1, device, gen1, buf1)
     saved = load_checkpoint(run_dir)
     if saved is not None:
         if saved["params"] != params.to_dict():
@@ -330,7 +207,7 @@ def train_sampled(
             },
         )
 
-    _run_phase(runner1, progress, logger, 0, checkpoint, dict)
+    run_phase(runner1, progress, logger, 0, checkpoint, dict)
     log.info(
         "phase 1 done: %d frames, %d gradient steps", runner1.frames, runner1.grad_steps
     )
@@ -362,7 +239,7 @@ def train_sampled(
         rows = collector2.collect(k2.frames_per_batch, eps, beta)
         return rows, {"phase2/epsilon": eps, "phase2/beta_r": beta}
 
-    runner2 = SampledRunner("phase2", loss2, collect2, k2, device, gen2, buf2)
+    runner2 = PhaseRunner("phase2", loss2, collect2, k2, device, gen2, buf2)
     state["phase2"] = runner2.state_dict
     state["collector2"] = collector2.state_dict
     if saved is not None and saved["phase2"] is not None:
@@ -378,7 +255,7 @@ def train_sampled(
             out[f"phase2/W_h(s0)/{h}"] = float(theory.power_bits(values["x_h"][0, h]))
         return out
 
-    _run_phase(runner2, progress, logger, runner1.frames, checkpoint, initial_metrics)
+    run_phase(runner2, progress, logger, runner1.frames, checkpoint, initial_metrics)
     log.info(
         "phase 2 done: %d frames, %d gradient steps", runner2.frames, runner2.grad_steps
     )
