@@ -8,9 +8,12 @@ second of the updates, per phase, on CPU and on CUDA when available)::
 Key-and-door study (THEORY.md, "Key and door"): for each seed, train on the paper's
 key-and-door world, roll out the robot's most likely actions (humans resting) and
 check that the robot picks up the key, opens the door and ends away from the doorway
-(neither on the door cell nor next to it)::
+(neither on the door cell nor next to it); also print the errors against the exact
+solution and the first step where the learned greedy robot deviates from the exact
+one's choice. The longer study of the README::
 
-    python scripts/bench_learning.py keydoor --seeds 12 22 32 42 52 \
+    python scripts/bench_learning.py keydoor --seeds 12 22 32 42 52 --frames 40000 \
+        --set phase1.updates_per_batch=150 --set phase2.updates_per_batch=150 \
         --set phase2.advantage_weight=100
 """
 
@@ -25,6 +28,8 @@ import torch
 import yaml
 
 from empo import Parameters
+from empo.analysis.compare import compare
+from empo.exact import solve
 from empo.learning import train
 from empo.learning.evaluate import greedy_rollout
 from empo.worlds.registry import build_world, compile_any
@@ -79,10 +84,29 @@ def key_door_success(world: Any, compiled: Any, path: list[int]) -> dict[str, bo
     return {"fetched_key": fetched, "opened_door": opened, "left_doorway": away}
 
 
+def first_deviation(
+    path: list[int], learned_pi_r: torch.Tensor, exact: Any
+) -> dict[str, Any] | None:
+    """The first state of the learned greedy path where the learned robot's most
+    likely action is not the exact one, with the exact ``log(-Q_r)`` gap there."""
+    for step, state in enumerate(path[:-1]):
+        mine = int(learned_pi_r[state].argmax())
+        best = int(exact.phase2["pi_r"][state].argmax())
+        if mine != best:
+            log_q = torch.log(-exact.phase2["q_r"][state])
+            return {
+                "step": step,
+                "exact_log_gap": float(log_q[mine] - log_q[best]),
+            }
+    return None
+
+
 def keydoor(
     seeds: list[int], frames: int, device: str, overrides: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Train and check the key-and-door world for each seed."""
+    """Train and check the key-and-door world for each seed, with the errors against
+    the exact solution (:func:`empo.analysis.compare`) and the first step where the
+    learned greedy robot leaves the exact one's choice."""
     world = build_world("key_door")
     compiled = compile_any(world)
     rows = []
@@ -91,7 +115,9 @@ def keydoor(
         params = key_door_parameters(seed, frames).with_overrides(overrides)
         solution = train(compiled, params, device=device, progress=False)
         seconds = time.perf_counter() - start
-        path = greedy_rollout(compiled, solution.phase2["pi_r"].cpu())
+        exact = solve(compiled, params.theory)
+        pi_r = solution.phase2["pi_r"].cpu()
+        path = greedy_rollout(compiled, pi_r)
         checks = key_door_success(world, compiled, path)
         rows.append(
             {
@@ -99,6 +125,8 @@ def keydoor(
                 **checks,
                 "success": all(checks.values()),
                 "seconds": seconds,
+                "errors": compare(solution, exact),
+                "first_deviation": first_deviation(path, pi_r, exact),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
