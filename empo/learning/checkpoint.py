@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
-__all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_NAME", "RunCheckpoint", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_NAME = "learned_checkpoint.pt"
 
@@ -57,3 +57,57 @@ def load_checkpoint(run_dir: str | Path | None) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return torch.load(path, weights_only=False)
+
+
+class _Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class RunCheckpoint:
+    """The checkpoint of one learned run: named parts saved together, restored on
+    registration.
+
+    Parameters
+    ----------
+    run_dir
+        The run directory, or ``None`` (nothing is saved or restored).
+    params
+        The run's parameter dictionary; a checkpoint found in ``run_dir`` must have
+        been written with the same one.
+
+    Raises
+    ------
+    ValueError
+        If the checkpoint in ``run_dir`` was written with other parameters.
+    """
+
+    def __init__(self, run_dir: str | Path | None, params: dict[str, Any]):
+        self.run_dir = run_dir
+        self.params = params
+        self.parts: dict[str, _Stateful] = {}
+        self.saved = load_checkpoint(run_dir)
+        if self.saved is not None and self.saved["params"] != params:
+            raise ValueError(
+                f"the checkpoint in {run_dir} was written with other parameters; "
+                "use a fresh run directory"
+            )
+
+    def register(self, **parts: _Stateful) -> bool:
+        """Add parts (runners, collectors) to what is saved; restore each from the
+        checkpoint when it holds that part. Returns whether anything was restored."""
+        restored = False
+        for name, part in parts.items():
+            self.parts[name] = part
+            if self.saved is not None and self.saved.get(name) is not None:
+                part.load_state_dict(self.saved[name])
+                restored = True
+        return restored
+
+    def save(self) -> None:
+        """Write every registered part (nothing without a run directory)."""
+        if self.run_dir is None:
+            return
+        state = {name: part.state_dict() for name, part in self.parts.items()}
+        save_checkpoint(self.run_dir, {"params": self.params, **state})

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from empo import theory
 from empo.learning.actor_critic import ActorCriticLoss
-from empo.learning.checkpoint import load_checkpoint, save_checkpoint
+from empo.learning.checkpoint import RunCheckpoint
 from empo.learning.collect import Phase1Collector, Phase2Collector
 from empo.learning.losses import Phase1Loss, Phase2Loss
 from empo.learning.model import TransitionModel
@@ -444,37 +444,15 @@ def train(
 
     alive = torch.nonzero(~model.terminal)[:, 0]
     runner1 = PhaseRunner("phase1", loss1, collect1, k1, device, gen1, buf1, alive)
-    saved = load_checkpoint(run_dir)
-    if saved is not None:
-        if saved["params"] != params.to_dict():
-            raise ValueError(
-                f"the checkpoint in {run_dir} was written with other parameters; "
-                "use a fresh run directory"
-            )
-        runner1.load_state_dict(saved["phase1"])
-        collector1.load_state_dict(saved["collector1"])
+    store = RunCheckpoint(run_dir, params.to_dict())
+    if store.register(phase1=runner1, collector1=collector1):
         log.info(
             "resuming the learned solver from %s (phase 1 at %d frames)",
             run_dir,
             runner1.frames,
         )
-    state: dict[str, Any] = {"phase2": None, "collector2": None}
 
-    def checkpoint() -> None:
-        if run_dir is None:
-            return
-        save_checkpoint(
-            run_dir,
-            {
-                "params": params.to_dict(),
-                "phase1": runner1.state_dict(),
-                "collector1": collector1.state_dict(),
-                "phase2": state["phase2"]() if state["phase2"] else None,
-                "collector2": state["collector2"]() if state["collector2"] else None,
-            },
-        )
-
-    run_phase(runner1, progress, logger, 0, checkpoint, dict)
+    run_phase(runner1, progress, logger, 0, store.save, dict)
     log.info(
         "phase 1 done: %d frames, %d gradient steps", runner1.frames, runner1.grad_steps
     )
@@ -515,11 +493,7 @@ def train(
         return states, {"phase2/epsilon": eps, "phase2/beta_r": beta}
 
     runner2 = PhaseRunner("phase2", loss2, collect2, k2, device, gen2, buf2, alive)
-    state["phase2"] = runner2.state_dict
-    state["collector2"] = collector2.state_dict
-    if saved is not None and saved["phase2"] is not None:
-        runner2.load_state_dict(saved["phase2"])
-        collector2.load_state_dict(saved["collector2"])
+    store.register(phase2=runner2, collector2=collector2)
     s0 = torch.tensor([model.initial_state], device=device)
 
     @torch.no_grad()
@@ -530,7 +504,7 @@ def train(
             out[f"phase2/W_h(s0)/{h}"] = float(theory.power_bits(values["x_h"][0, h]))
         return out
 
-    run_phase(runner2, progress, logger, runner1.frames, checkpoint, initial_metrics)
+    run_phase(runner2, progress, logger, runner1.frames, store.save, initial_metrics)
     log.info(
         "phase 2 done: %d frames, %d gradient steps", runner2.frames, runner2.grad_steps
     )
