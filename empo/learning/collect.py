@@ -25,11 +25,33 @@ from empo.learning.actor_critic import ActorCriticLoss
 from empo.learning.losses import Phase1Loss, Phase2Loss
 from empo.learning.model import TransitionModel
 
-__all__ = ["Phase1Collector", "Phase2Collector"]
+__all__ = ["EpisodeState", "Phase1Collector", "Phase2Collector"]
 
 
-class _Collector:
+class EpisodeState:
+    """``state_dict`` / ``load_state_dict`` of a collector's episode tensors.
+
+    Subclasses name the tensor attributes in ``saved_fields`` (current states,
+    step counters, goal ages, goals); the generator is saved apart by the trainer.
+    """
+
+    saved_fields: tuple[str, ...] = ()
+    model: Any
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of the episode tensors."""
+        return {name: getattr(self, name).clone() for name in self.saved_fields}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        for name in self.saved_fields:
+            setattr(self, name, state[name].to(self.model.device))
+
+
+class _Collector(EpisodeState):
     """Shared state: a batch of environments with per-human goals and step counters."""
+
+    saved_fields = ("states", "steps", "goal_age", "goals")
 
     def __init__(
         self,
@@ -108,23 +130,6 @@ class _Collector:
         )
         self.states = nxt
         return visited
-
-    def state_dict(self) -> dict[str, Any]:
-        """Environment states, goals and counters (the generator is saved apart)."""
-        return {
-            "states": self.states.clone(),
-            "steps": self.steps.clone(),
-            "goal_age": self.goal_age.clone(),
-            "goals": self.goals.clone(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved."""
-        dev = self.model.device
-        self.states = state["states"].to(dev)
-        self.steps = state["steps"].to(dev)
-        self.goal_age = state["goal_age"].to(dev)
-        self.goals = state["goals"].to(dev)
 
 
 class Phase1Collector(_Collector):

@@ -20,13 +20,14 @@ one checkpointed ``torch.Generator``, so a resumed run continues the same rollou
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
 from empo import theory
+from empo.learning.collect import EpisodeState
 from empo.learning.sampled.row_model import RowModel
 
 __all__ = ["SampledPhase1Collector", "SampledPhase2Collector"]
@@ -35,8 +36,10 @@ Rows = Int64[Tensor, "batch dim"]
 HumanPolicy = Callable[[Rows], Float[Tensor, "batch human goal action"]]
 
 
-class _RowCollector:
+class _RowCollector(EpisodeState):
     """Episodes as rows, per-human goals and step counters."""
+
+    saved_fields = ("rows", "steps", "goal_age", "goals")
 
     def __init__(
         self,
@@ -105,23 +108,6 @@ class _RowCollector:
         )
         self.rows = nxt
         return visited
-
-    def state_dict(self) -> dict[str, Any]:
-        """Episode rows, goals and counters (the generator is saved apart)."""
-        return {
-            "rows": self.rows.clone(),
-            "steps": self.steps.clone(),
-            "goal_age": self.goal_age.clone(),
-            "goals": self.goals.clone(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved."""
-        dev = self.model.device
-        self.rows = state["rows"].to(dev)
-        self.steps = state["steps"].to(dev)
-        self.goal_age = state["goal_age"].to(dev)
-        self.goals = state["goals"].to(dev)
 
 
 class SampledPhase1Collector(_RowCollector):
