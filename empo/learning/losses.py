@@ -31,12 +31,53 @@ from empo import theory
 from empo.learning.model import TransitionModel
 from empo.parameters.theory import TheoryParameters
 
-__all__ = ["Phase1Loss", "Phase2Base", "Phase2Loss", "X_FLOOR", "log_q_loss"]
+__all__ = [
+    "Phase1Loss",
+    "Phase2Base",
+    "Phase2Loss",
+    "X_FLOOR",
+    "human_policy_and_value",
+    "log_q_loss",
+    "masked_mse",
+]
 
 X_FLOOR = 1e-8
 """Floor on ``X_h`` inside training targets so that a network still near its random
 initialisation cannot produce ``U_r = -inf`` (eq. 8); it is far below any ``X_h`` of a
 human who can reach a goal."""
+
+
+def masked_mse(
+    pred: Float[Tensor, "*shape"],
+    target: Float[Tensor, "*shape"],
+    mask: Bool[Tensor, "*shape"],
+) -> Tensor:
+    """Mean squared error over the entries where ``mask`` holds (0 if none)."""
+    weight = mask.to(pred.dtype)
+    return ((pred - target).pow(2) * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def human_policy_and_value(
+    q_m: Float[Tensor, "batch human goal action"],
+    mask: Bool[Tensor, "batch human action"],
+    reached: Bool[Tensor, "batch human goal"],
+    alive: Bool[Tensor, " batch"],
+    rest_action: Int64[Tensor, " human"],
+    theory_params: TheoryParameters,
+) -> dict[str, Tensor]:
+    """``q_m`` (0 at disallowed actions), ``pi_h`` (eq. 2) and ``v_m`` (eq. 3, 0 at
+    terminal states) from the cautious action values of eq. (1)."""
+    q_m = q_m * mask[:, :, None, :]
+    pi_h = theory.human_policy(
+        q_m,
+        theory_params.beta_h,
+        mask[:, :, None, :],
+        nu_h=theory_params.nu_h,
+        reached=reached,
+        rest_action=rest_action[None, :, None],
+    )
+    v_m = theory.human_value(pi_h, q_m) * alive[:, None, None]
+    return {"q_m": q_m, "pi_h": pi_h, "v_m": v_m}
 
 
 def log_q_loss(
@@ -164,22 +205,14 @@ class Phase1Loss(LossModule):
             ],
             dim=1,
         )
-        mask = model.human_mask(states)[:, :, None, :]
-        q_m = q_m * mask
-        reached = model.in_goal(states)
-        tp = self.theory_params
-        pi_h = theory.human_policy(
+        return human_policy_and_value(
             q_m,
-            tp.beta_h,
-            mask,
-            nu_h=tp.nu_h,
-            reached=reached,
-            rest_action=model.rest_action[None, :, None],
+            model.human_mask(states),
+            model.in_goal(states),
+            ~model.terminal[states],
+            model.rest_action,
+            self.theory_params,
         )
-        v_m = theory.human_value(pi_h, q_m)
-        alive = ~model.terminal[states]
-        v_m = v_m * alive[:, None, None]
-        return {"q_m": q_m, "pi_h": pi_h, "v_m": v_m}
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """Loss ``loss_z``: mean squared error of ``z`` over allowed joint actions."""
@@ -202,8 +235,8 @@ class Phase1Loss(LossModule):
             model.joint_mask[states][:, None, None, :]
             & model.goal_mask[None, :, :, None]
             & ~model.terminal[states][:, None, None, None]
-        ).to(pred.dtype)
-        loss = ((pred - target).pow(2) * weight).sum() / weight.sum().clamp_min(1.0)
+        )
+        loss = masked_mse(pred, target, weight)
         return TensorDict({"loss_z": loss}, batch_size=[])
 
 
@@ -303,9 +336,9 @@ class Phase2Base(LossModule):
         ve_pred = over_humans_and_goals(
             self.ve_network, self.ve_network_params, states, self.humans, self.goals
         )
-        ve_weight = (model.goal_mask[None] & alive[:, None, None]).to(ve_pred.dtype)
-        loss_ve = ((ve_pred - ve_target).pow(2) * ve_weight).sum()
-        return loss_ve / ve_weight.sum().clamp_min(1.0)
+        return masked_mse(
+            ve_pred, ve_target, model.goal_mask[None] & alive[:, None, None]
+        )
 
 
 class Phase2Loss(Phase2Base):

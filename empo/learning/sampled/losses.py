@@ -48,7 +48,12 @@ from torch import Tensor
 from torchrl.objectives import LossModule
 
 from empo import theory
-from empo.learning.losses import X_FLOOR, log_q_loss
+from empo.learning.losses import (
+    X_FLOOR,
+    human_policy_and_value,
+    log_q_loss,
+    masked_mse,
+)
 from empo.learning.sampled.row_model import RowModel, sample_actions
 from empo.parameters.theory import TheoryParameters
 from empo.worlds.hashing import hash_rows
@@ -269,20 +274,14 @@ class SampledPhase1Loss(LossModule):
         model = self.model
         with params.to_module(self.q_network):
             q_m = self.q_network.module(rows).clamp(0.0, 1.0)
-        mask = model.human_mask(rows)[:, :, None, :]
-        q_m = q_m * mask
-        tp = self.theory_params
-        pi_h = theory.human_policy(
+        return human_policy_and_value(
             q_m,
-            tp.beta_h,
-            mask,
-            nu_h=tp.nu_h,
-            reached=model.in_goal(rows),
-            rest_action=model.rest_action[None, :, None],
+            model.human_mask(rows),
+            model.in_goal(rows),
+            ~model.terminal(rows),
+            model.rest_action,
+            self.theory_params,
         )
-        alive = ~model.terminal(rows)
-        v_m = theory.human_value(pi_h, q_m) * alive[:, None, None]
-        return {"q_m": q_m, "pi_h": pi_h, "v_m": v_m}
 
     @torch.no_grad()
     def policy(self, rows: Rows) -> Float[Tensor, "batch human goal action"]:
@@ -311,8 +310,8 @@ class SampledPhase1Loss(LossModule):
             mask[:, :, None, :]
             & model.goal_mask[None, :, :, None]
             & ~model.terminal(rows)[:, None, None, None]
-        ).to(pred.dtype)
-        loss = ((pred - target).pow(2) * weight).sum() / weight.sum().clamp_min(1.0)
+        )
+        loss = masked_mse(pred, target, weight)
         return TensorDict({"loss_q_m": loss}, batch_size=[])
 
 
@@ -476,9 +475,9 @@ class SampledPhase2Loss(LossModule):
         alive = ~model.terminal(rows)
         with self.ve_network_params.to_module(self.ve_network):
             ve_pred = self.ve_network.module(rows)
-        ve_weight = (model.goal_mask[None] & alive[:, None, None]).to(ve_pred.dtype)
-        loss_ve = ((ve_pred - ve_target).pow(2) * ve_weight).sum()
-        loss_ve = loss_ve / ve_weight.sum().clamp_min(1.0)
+        loss_ve = masked_mse(
+            ve_pred, ve_target, model.goal_mask[None] & alive[:, None, None]
+        )
         log_pred = self._log_neg_q(self.qr_network_params, rows)
         loss_q = log_q_loss(
             log_pred, q_target, model.robot_mask(rows), self.advantage_weight
