@@ -65,18 +65,21 @@ def visitation(
     return total / total.sum()
 
 
+def _per_state(diff: Tensor, valid: Tensor | None) -> Tensor:
+    """Mean of ``diff`` over its trailing axes per state (over ``valid`` entries)."""
+    diff = diff.reshape(diff.shape[0], -1)
+    if valid is None:
+        return diff.mean(-1)
+    mask = valid.reshape(1, -1).to(diff.dtype)
+    return (diff * mask).sum(-1) / mask.sum().clamp_min(1.0)
+
+
 def _mae(
     learned: Tensor, exact: Tensor, weight: Tensor, valid: Tensor | None = None
 ) -> float:
     """State-weighted mean over the trailing axes of ``|learned - exact|``."""
     diff = (learned.to(torch.float64) - exact.to(torch.float64)).abs()
-    diff = diff.reshape(diff.shape[0], -1)
-    if valid is None:
-        per_state = diff.mean(-1)
-    else:
-        mask = valid.reshape(1, -1).to(diff.dtype)
-        per_state = (diff * mask).sum(-1) / mask.sum().clamp_min(1.0)
-    return float((weight * per_state).sum())
+    return float((weight * _per_state(diff, valid)).sum())
 
 
 def _tv(
@@ -88,14 +91,8 @@ def _tv(
 ) -> float:
     """State-weighted mean total variation over the trailing axes but the last."""
     diff = 0.5 * (learned.to(torch.float64) - exact.to(torch.float64)).abs().sum(-1)
-    diff = diff.reshape(diff.shape[0], -1)
-    if valid is None:
-        per_state = diff.mean(-1)
-    else:
-        mask = valid.reshape(1, -1).to(diff.dtype)
-        per_state = (diff * mask).sum(-1) / mask.sum().clamp_min(1.0)
     w = weight * alive.to(weight.dtype)
-    return float((w * per_state).sum() / w.sum().clamp_min(1e-300))
+    return float((w * _per_state(diff, valid)).sum() / w.sum().clamp_min(1e-300))
 
 
 def compare(learned: Any, exact: Any, discount: float = 1.0) -> dict[str, float]:
