@@ -184,14 +184,6 @@ def _draw(
     return images, videos
 
 
-def _enumerable(world: Any) -> bool:
-    """Whether the exact solver can enumerate ``world`` (see
-    :func:`empo.learning.sampled.enumerable`)."""
-    from empo.learning.sampled import enumerable
-
-    return enumerable(world)
-
-
 def _sampled_rollout(world: Any, learned: Any, run_dir: Path) -> dict[str, Path]:
     """``trajectory.json`` (and ``rollout.gif`` where the world draws) of the most
     likely rollout of a solution learned without enumerating the world."""
@@ -231,11 +223,15 @@ def _solve(
 ) -> tuple[Any, Any]:
     """Run the chosen solver(s); return ``(exact solution or None, learned or None)``."""
     exact = learned = None
-    if params.solver is SolverKind.BOTH and not _enumerable(world):
-        name = getattr(params.world.name, "value", params.world.name)
-        raise ValueError(
-            f"solver = 'both' needs a world that can be enumerated; world = {name!r}"
-        )
+    if params.solver is SolverKind.BOTH:
+        from empo.learning.sampled import enumerable
+
+        if not enumerable(world):
+            name = getattr(params.world.name, "value", params.world.name)
+            raise ValueError(
+                "solver = 'both' needs a world that can be enumerated; "
+                f"world = {name!r}"
+            )
     if params.solver in (SolverKind.EXACT, SolverKind.BOTH):
         from empo.exact import solve
 
