@@ -4,17 +4,21 @@ Throughput (environment frames per second of the collectors, gradient steps per
 second of the updates, per phase, on CPU and on CUDA when available)::
 
     python scripts/bench_learning.py throughput --world key_door --frames 4000
+    python scripts/bench_learning.py throughput --world key_door --frames 4000 \
+        --representation table
 
 Key-and-door study (THEORY.md, "Key and door"): for each seed, train on the paper's
 key-and-door world, roll out the robot's most likely actions (humans resting) and
 check that the robot picks up the key, opens the door and ends away from the doorway
 (neither on the door cell nor next to it); also print the errors against the exact
 solution and the first step where the learned greedy robot deviates from the exact
-one's choice. The longer study of the README::
+one's choice. The study of the README, with lookup tables as in the paper's
+reference run (``--representation table``, the default) and with networks::
 
+    python scripts/bench_learning.py keydoor --seeds 12 22 32 42 52 --frames 40000
     python scripts/bench_learning.py keydoor --seeds 12 22 32 42 52 --frames 40000 \
-        --set phase1.updates_per_batch=150 --set phase2.updates_per_batch=150 \
-        --set phase2.advantage_weight=100
+        --representation network --set phase1.updates_per_batch=150 \
+        --set phase2.updates_per_batch=150 --set phase2.advantage_weight=100
 """
 
 from __future__ import annotations
@@ -53,11 +57,29 @@ KEY_DOOR_KNOBS: dict[str, Any] = {
     "epsilon_steps": 10_000,
     "state_encoding": "features",
 }
+"""Knobs of the key-and-door run with networks (``--representation network``)."""
+
+TABLE_KNOBS: dict[str, Any] = {
+    **KEY_DOOR_KNOBS,
+    "state_encoding": "table",
+    "learning_rate": 1.0,
+    "learning_rate_decay": 1.0,
+    "batch_size": 1024,
+}
+"""Knobs of the run with lookup tables (``--representation table``): each batch
+replaces the entries of its distinct states by their expected targets (``α = 1``),
+i.e. sample-based asynchronous value iteration on the states that the rollouts and
+uniform draws reach."""
+
+REPRESENTATIONS = {"network": KEY_DOOR_KNOBS, "table": TABLE_KNOBS}
 
 
-def key_door_parameters(seed: int, frames: int) -> Parameters:
-    """The key-and-door run: the paper's normative parameters, these knobs."""
-    knobs = {**KEY_DOOR_KNOBS, "num_frames": frames}
+def key_door_parameters(
+    seed: int, frames: int, representation: str = "network"
+) -> Parameters:
+    """The key-and-door run: the paper's normative parameters, the knobs of
+    ``representation`` (``"network"`` or ``"table"``)."""
+    knobs = {**REPRESENTATIONS[representation], "num_frames": frames}
     return Parameters(
         world="key_door",
         solver="learned",
@@ -102,7 +124,11 @@ def first_deviation(
 
 
 def keydoor(
-    seeds: list[int], frames: int, device: str, overrides: dict[str, Any]
+    seeds: list[int],
+    frames: int,
+    device: str,
+    overrides: dict[str, Any],
+    representation: str = "table",
 ) -> list[dict[str, Any]]:
     """Train and check the key-and-door world for each seed, with the errors against
     the exact solution (:func:`empo.analysis.compare`) and the first step where the
@@ -112,7 +138,8 @@ def keydoor(
     rows = []
     for seed in seeds:
         start = time.perf_counter()
-        params = key_door_parameters(seed, frames).with_overrides(overrides)
+        params = key_door_parameters(seed, frames, representation)
+        params = params.with_overrides(overrides)
         solution = train(compiled, params, device=device, progress=False)
         seconds = time.perf_counter() - start
         exact = solve(compiled, params.theory)
@@ -122,6 +149,7 @@ def keydoor(
         rows.append(
             {
                 "seed": seed,
+                "representation": representation,
                 **checks,
                 "success": all(checks.values()),
                 "seconds": seconds,
@@ -133,11 +161,16 @@ def keydoor(
     return rows
 
 
-def throughput(world_name: str, frames: int, device: str) -> dict[str, float]:
-    """Frames per second and gradient steps per second of each phase."""
+def throughput(
+    world_name: str, frames: int, device: str, representation: str = "network"
+) -> dict[str, float]:
+    """Frames per second and gradient steps per second of each phase, and the
+    states per second that the updates back up (batch size times steps)."""
     compiled = compile_any(build_world(world_name))
     encoding = "embedding" if compiled.state_table is None else "features"
-    params = key_door_parameters(0, frames).with_overrides(
+    if representation == "table":
+        encoding = "table"
+    params = key_door_parameters(0, frames, representation).with_overrides(
         {
             "world.name": world_name,
             "phase1.state_encoding": encoding,
@@ -146,14 +179,20 @@ def throughput(world_name: str, frames: int, device: str) -> dict[str, float]:
     )
     solution = train(compiled, params, device=device, progress=False)
     stats = solution.stats
-    out = {"device": device, "world": world_name, "states": compiled.num_states}
+    out = {
+        "device": device,
+        "world": world_name,
+        "states": compiled.num_states,
+        "representation": representation,
+    }
     for phase in ("phase1", "phase2"):
         out[f"{phase}/frames_per_s"] = (
             stats[f"{phase}/frames"] / stats[f"{phase}/collect_seconds"]
         )
-        out[f"{phase}/grad_steps_per_s"] = (
-            stats[f"{phase}/grad_steps"] / stats[f"{phase}/update_seconds"]
-        )
+        steps_per_s = stats[f"{phase}/grad_steps"] / stats[f"{phase}/update_seconds"]
+        out[f"{phase}/grad_steps_per_s"] = steps_per_s
+        batch = getattr(params, phase).batch_size
+        out[f"{phase}/backed_up_states_per_s"] = steps_per_s * batch
     print(json.dumps(out), flush=True)
     return out
 
@@ -168,6 +207,8 @@ def main() -> None:
     study = sub.add_parser("keydoor", help="key-and-door seed study")
     study.add_argument("--seeds", type=int, nargs="+", default=[12, 22, 32, 42, 52])
     study.add_argument("--frames", type=int, default=20_000)
+    bench.add_argument("--representation", choices=REPRESENTATIONS, default="network")
+    study.add_argument("--representation", choices=REPRESENTATIONS, default="table")
     for p in (bench, study):
         p.add_argument("--device", default=None, help="cpu or cuda (default: both)")
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -185,13 +226,13 @@ def main() -> None:
         devices.append("cuda")
     for device in devices:
         if args.command == "throughput":
-            throughput(args.world, args.frames, device)
+            throughput(args.world, args.frames, device, args.representation)
         else:
             overrides = {}
             for item in args.set:
                 key, _, value = item.partition("=")
                 overrides[key] = yaml.safe_load(value)
-            keydoor(args.seeds, args.frames, device, overrides)
+            keydoor(args.seeds, args.frames, device, overrides, args.representation)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,11 @@ class ActorCriticLoss(Phase2Base):
         Sampled instead of expected targets.
     generator
         Random generator for sampled successors.
+    tabular
+        The networks are lookup tables (as in
+        :class:`empo.learning.losses.Phase1Loss`): the critic bootstraps from itself
+        and the losses are summed over states (each table entry's gradient is its
+        error; for the actor's logits, ``π_r − weights``).
     """
 
     vr_network: TensorDictModule
@@ -90,9 +95,14 @@ class ActorCriticLoss(Phase2Base):
         pi_h: Float[Tensor, "state human goal action"],
         sampled: bool = False,
         generator: torch.Generator | None = None,
+        tabular: bool = False,
     ):
-        super().__init__(ve_network, model, theory_params, pi_h, sampled, generator)
-        self.convert_to_functional(vr_network, "vr_network", create_target_params=True)
+        super().__init__(
+            ve_network, model, theory_params, pi_h, sampled, generator, tabular
+        )
+        self.convert_to_functional(
+            vr_network, "vr_network", create_target_params=not tabular
+        )
         self.convert_to_functional(
             policy_network, "policy_network", create_target_params=False
         )
@@ -252,9 +262,13 @@ class ActorCriticLoss(Phase2Base):
         ve_target, v_target, weights = self._targets(states)
         loss_ve = self.goal_value_loss(states, ve_target)
         count = alive.sum().clamp_min(1).to(v_target.dtype)
+        if self.tabular:
+            count = torch.ones_like(count)
         log_v = self.log_neg_robot_value(self.vr_network_params, states)
         log_target = torch.log((-v_target).clamp_min(1e-30))
         loss_v = ((log_v - log_target).pow(2) * alive).sum() / count
+        if self.tabular:
+            loss_v = 0.5 * loss_v
         log_pi = self.log_policy(self.policy_network_params, states)
         log_w = torch.log(weights.clamp_min(1e-30))
         kl = torch.where(mask, weights * (log_w - log_pi), torch.zeros_like(log_pi))

@@ -51,10 +51,19 @@ def masked_mse(
     pred: Float[Tensor, "*shape"],
     target: Float[Tensor, "*shape"],
     mask: Bool[Tensor, "*shape"],
+    tabular: bool = False,
 ) -> Tensor:
-    """Mean squared error over the entries where ``mask`` holds (0 if none)."""
+    """Squared error over the entries where ``mask`` holds (0 if none).
+
+    The mean for networks; for lookup tables (``tabular``) half the sum, whose
+    gradient on each entry is that entry's error, so that an SGD step of rate ``α``
+    is the tabular update ``y ← y + α (target − y)`` (see :mod:`empo.learning.trainer`).
+    """
     weight = mask.to(pred.dtype)
-    return ((pred - target).pow(2) * weight).sum() / weight.sum().clamp_min(1.0)
+    squared = ((pred - target).pow(2) * weight).sum()
+    if tabular:
+        return 0.5 * squared
+    return squared / weight.sum().clamp_min(1.0)
 
 
 def human_policy_and_value(
@@ -85,12 +94,16 @@ def log_q_loss(
     q_target: Float[Tensor, "batch a_r"],
     mask: Bool[Tensor, "batch a_r"],
     advantage_weight: float,
+    tabular: bool = False,
 ) -> Tensor:
     """Error of a ``log(-Q_r)`` prediction against a ``Q_r`` target (eq. 12).
 
     Per state, the squared mean error over the allowed robot actions plus
     ``advantage_weight`` times the mean squared deviation from that mean (the part
-    eq. (5) reads); averaged over states with an allowed action.
+    eq. (5) reads); averaged over states with an allowed action. For lookup tables
+    (``tabular``) half the sum over states of that count times, so that the gradient
+    on each entry is its mean error plus ``advantage_weight`` times its deviation
+    (the tabular update, as in :func:`masked_mse`).
     """
     weight = mask.to(log_pred.dtype)
     log_target = torch.log((-q_target).clamp_min(1e-30))
@@ -100,6 +113,9 @@ def log_q_loss(
     mean = error.sum(-1, keepdim=True) / count
     deviation = (error - mean) * weight
     live = (weight.sum(-1) > 0).to(log_pred.dtype)
+    if tabular:
+        squared = count.squeeze(-1) * mean.squeeze(-1).pow(2) * live
+        return 0.5 * (squared + advantage_weight * deviation.pow(2).sum(-1)).sum()
     loss = (mean.squeeze(-1).pow(2) * live).sum() + advantage_weight * (
         deviation.pow(2).sum(-1) / count.squeeze(-1)
     ).sum()
@@ -147,6 +163,10 @@ class Phase1Loss(LossModule):
         ``[state, human, goal]`` shaping potential, or ``None``.
     generator
         Random generator for sampled successors.
+    tabular
+        The network is a lookup table (``state_encoding = "table"``): targets
+        bootstrap from the table itself (no target copy, as in tabular TD learning)
+        and the loss is half the summed squared error (:func:`masked_mse`).
     """
 
     z_network: TensorDictModule
@@ -161,9 +181,13 @@ class Phase1Loss(LossModule):
         sampled: bool = False,
         potential: Float[Tensor, "state human goal"] | None = None,
         generator: torch.Generator | None = None,
+        tabular: bool = False,
     ):
         super().__init__()
-        self.convert_to_functional(network, "z_network", create_target_params=True)
+        self.tabular = tabular
+        self.convert_to_functional(
+            network, "z_network", create_target_params=not tabular
+        )
         self.in_keys = ["state"]
         self.out_keys = ["loss_z"]
         self.model = model
@@ -236,7 +260,7 @@ class Phase1Loss(LossModule):
             & model.goal_mask[None, :, :, None]
             & ~model.terminal[states][:, None, None, None]
         )
-        loss = masked_mse(pred, target, weight)
+        loss = masked_mse(pred, target, weight, self.tabular)
         return TensorDict({"loss_z": loss}, batch_size=[])
 
 
@@ -257,6 +281,8 @@ class Phase2Base(LossModule):
         Sampled instead of expected targets.
     generator
         Random generator for sampled successors.
+    tabular
+        The networks are lookup tables (as in :class:`Phase1Loss`).
     """
 
     ve_network: TensorDictModule
@@ -271,9 +297,13 @@ class Phase2Base(LossModule):
         pi_h: Float[Tensor, "state human goal action"],
         sampled: bool = False,
         generator: torch.Generator | None = None,
+        tabular: bool = False,
     ):
         super().__init__()
-        self.convert_to_functional(ve_network, "ve_network", create_target_params=True)
+        self.tabular = tabular
+        self.convert_to_functional(
+            ve_network, "ve_network", create_target_params=not tabular
+        )
         self.in_keys = ["state"]
         self.model = model
         self.theory_params = theory_params
@@ -337,7 +367,10 @@ class Phase2Base(LossModule):
             self.ve_network, self.ve_network_params, states, self.humans, self.goals
         )
         return masked_mse(
-            ve_pred, ve_target, model.goal_mask[None] & alive[:, None, None]
+            ve_pred,
+            ve_target,
+            model.goal_mask[None] & alive[:, None, None],
+            self.tabular,
         )
 
 
@@ -378,6 +411,8 @@ class Phase2Loss(Phase2Base):
         and they can be much smaller than the state's value, so weighting them more
         focuses the fit on what the policy reads. It changes the loss, not its
         minimiser (1: plain mean squared error).
+    tabular
+        The networks are lookup tables (as in :class:`Phase1Loss`).
     """
 
     qr_network: TensorDictModule
@@ -394,9 +429,14 @@ class Phase2Loss(Phase2Base):
         sampled: bool = False,
         generator: torch.Generator | None = None,
         advantage_weight: float = 1.0,
+        tabular: bool = False,
     ):
-        super().__init__(ve_network, model, theory_params, pi_h, sampled, generator)
-        self.convert_to_functional(qr_network, "qr_network", create_target_params=True)
+        super().__init__(
+            ve_network, model, theory_params, pi_h, sampled, generator, tabular
+        )
+        self.convert_to_functional(
+            qr_network, "qr_network", create_target_params=not tabular
+        )
         self.out_keys = ["loss_v_e", "loss_q_r"]
         self.advantage_weight = advantage_weight
 
@@ -505,6 +545,10 @@ class Phase2Loss(Phase2Base):
         with self.qr_network_params.to_module(self.qr_network):
             log_pred = self.qr_network.module(states)
         loss_q = log_q_loss(
-            log_pred, q_target, model.robot_mask(states), self.advantage_weight
+            log_pred,
+            q_target,
+            model.robot_mask(states),
+            self.advantage_weight,
+            self.tabular,
         )
         return TensorDict({"loss_v_e": loss_ve, "loss_q_r": loss_q}, batch_size=[])

@@ -9,6 +9,13 @@ All networks read the state id (``"state"``) through a :class:`StateEncoder`:
   world's time, agent cells, directions, carried objects, door states and object
   cells), one learned vector per (column, value), concatenated over columns. States
   that share features share parameters, so the network generalises across states.
+* ``"table"``: no network at all but a lookup table with one entry per state id and
+  output (:class:`StateTable`, :class:`GoalConditionedTable`), i.e. a linear map of
+  the one-hot state without hidden layers, as in the paper's tabular reference run
+  (THEORY.md, learning-based approximation). It represents every solution exactly;
+  its gradients are sparse (only the rows of the batch's states), and the trainer
+  updates it by the tabular rule ``y ← y + α (target − y)``
+  (:mod:`empo.learning.trainer`).
 
 Goal-conditioned networks also read ``"human"`` and ``"goal"`` and embed the pair, so
 one network serves every human.
@@ -37,6 +44,8 @@ one network serves every human.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from jaxtyping import Float, Int64
 from tensordict.nn import TensorDictModule
@@ -46,7 +55,10 @@ from torch.nn import functional as F
 __all__ = [
     "StateEncoder",
     "GoalConditionedNet",
+    "GoalConditionedTable",
     "StateNet",
+    "StateTable",
+    "Tabular",
     "goal_value_module",
     "joint_backup_module",
     "mlp",
@@ -196,8 +208,123 @@ class StateNet(nn.Module):
         return self.body(self.encoder(state))
 
 
+class StateTable(nn.Module):
+    """Lookup table ``state -> out`` (``state_encoding = "table"``).
+
+    Parameters
+    ----------
+    num_states
+        Number of state ids.
+    out_dim
+        Output width.
+    """
+
+    def __init__(self, num_states: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_states, out_dim))
+
+    def forward(self, state: Int64[Tensor, "*batch"]) -> Float[Tensor, "*batch out"]:
+        """Rows of ``state``; the gradient is sparse (the rows read)."""
+        return F.embedding(state, self.weight, sparse=True)
+
+
+class GoalConditionedTable(nn.Module):
+    """Lookup table ``(state, human, goal) -> out`` (``state_encoding = "table"``).
+
+    Parameters
+    ----------
+    num_states, num_humans, num_goals
+        Table sizes (goals padded to the largest goal set).
+    out_dim
+        Output width (1 for a scalar value, then squeezed).
+    init
+        Initial value of every entry.
+    """
+
+    def __init__(
+        self,
+        num_states: int,
+        num_humans: int,
+        num_goals: int,
+        out_dim: int,
+        init: float = 0.0,
+    ):
+        super().__init__()
+        self.num_goals = num_goals
+        self.out_dim = out_dim
+        pairs = num_humans * num_goals
+        self.weight = nn.Parameter(torch.full((num_states, pairs * out_dim), init))
+
+    def forward(
+        self,
+        state: Int64[Tensor, "*batch"],
+        human: Int64[Tensor, "*batch"],
+        goal: Int64[Tensor, "*batch"],
+    ) -> Float[Tensor, "*batch out"]:
+        """Entry of each (state, human, goal) triple (broadcast together).
+
+        The common query of every human and goal of each state (``state`` of shape
+        ``[..., 1, 1]``, ``human`` and ``goal`` the aranges ``[H, 1]`` and ``[G]``) is
+        a reshape of the state's row; any other query gathers from it.
+        """
+        rows = F.embedding(state, self.weight, sparse=True)
+        pair = human * self.num_goals + goal
+        pairs = self.weight.shape[1] // self.out_dim
+        if (
+            state.shape[-2:] == (1, 1)
+            and pair.shape[-2:] == (pairs // self.num_goals, self.num_goals)
+            and pair.numel() == pairs
+            and torch.equal(pair.flatten(), torch.arange(pairs, device=pair.device))
+        ):
+            out = rows.reshape(*state.shape[:-2], *pair.shape[-2:], self.out_dim)
+        else:
+            rows = rows.unflatten(-1, (pairs, self.out_dim))
+            shape = torch.broadcast_shapes(state.shape, human.shape, goal.shape)
+            rows = rows.expand(*shape, *rows.shape[-2:])
+            index = pair.expand(shape)[..., None, None].expand(*shape, 1, self.out_dim)
+            out = torch.gather(rows, -2, index).squeeze(-2)
+        return out.squeeze(-1) if self.out_dim == 1 else out
+
+
+@dataclass(frozen=True)
+class Tabular:
+    """Stands for the state encoder of ``state_encoding = "table"``: the module
+    constructors below then build lookup tables over ``num_states`` state ids."""
+
+    num_states: int
+
+
+Encoding = StateEncoder | Tabular
+
+
+def _goal_conditioned(
+    encoder: Encoding,
+    num_humans: int,
+    num_goals: int,
+    out_dim: int,
+    embed_dim: int,
+    hidden: tuple[int, ...],
+    table_init: float = 0.0,
+) -> nn.Module:
+    if isinstance(encoder, Tabular):
+        return GoalConditionedTable(
+            encoder.num_states, num_humans, num_goals, out_dim, table_init
+        )
+    return GoalConditionedNet(
+        encoder, num_humans, num_goals, out_dim, embed_dim, hidden
+    )
+
+
+def _state_conditioned(
+    encoder: Encoding, out_dim: int, hidden: tuple[int, ...]
+) -> nn.Module:
+    if isinstance(encoder, Tabular):
+        return StateTable(encoder.num_states, out_dim)
+    return StateNet(encoder, out_dim, hidden)
+
+
 def joint_backup_module(
-    encoder: StateEncoder,
+    encoder: Encoding,
     num_humans: int,
     num_goals: int,
     num_joint: int,
@@ -205,43 +332,48 @@ def joint_backup_module(
     hidden: tuple[int, ...],
 ) -> TensorDictModule:
     """Phase-1 network: ``("state", "human", "goal") -> "z"`` over joint actions."""
-    net = GoalConditionedNet(
+    net = _goal_conditioned(
         encoder, num_humans, num_goals, num_joint, embed_dim, hidden
     )
     return TensorDictModule(net, in_keys=["state", "human", "goal"], out_keys=["z"])
 
 
 def goal_value_module(
-    encoder: StateEncoder,
+    encoder: Encoding,
     num_humans: int,
     num_goals: int,
     embed_dim: int,
     hidden: tuple[int, ...],
 ) -> TensorDictModule:
-    """Phase-2 network: ``("state", "human", "goal") -> "v_e"`` (eq. 6)."""
-    net = GoalConditionedNet(encoder, num_humans, num_goals, 1, embed_dim, hidden)
+    """Phase-2 network: ``("state", "human", "goal") -> "v_e"`` (eq. 6).
+
+    A table starts optimistic, at ``V^e_h = 1`` (every goal reached for sure): a
+    state whose entries have not been updated yet then counts with the largest
+    ``X_h`` instead of ``X_h = 0``, whose ``U_r`` (eq. 8) would be ``-∞`` up to the
+    training floor and would spread through the ``Q_r`` targets of its predecessors
+    until it is visited.
+    """
+    net = _goal_conditioned(encoder, num_humans, num_goals, 1, embed_dim, hidden, 1.0)
     return TensorDictModule(net, in_keys=["state", "human", "goal"], out_keys=["v_e"])
 
 
 def robot_q_module(
-    encoder: StateEncoder, robot_actions: int, hidden: tuple[int, ...]
+    encoder: Encoding, robot_actions: int, hidden: tuple[int, ...]
 ) -> TensorDictModule:
     """Phase-2 network: ``"state" -> "log_neg_q_r"`` with ``Q_r = -exp(·)`` (eq. 4)."""
-    net = StateNet(encoder, robot_actions, hidden)
+    net = _state_conditioned(encoder, robot_actions, hidden)
     return TensorDictModule(net, in_keys=["state"], out_keys=["log_neg_q_r"])
 
 
-def robot_value_module(
-    encoder: StateEncoder, hidden: tuple[int, ...]
-) -> TensorDictModule:
+def robot_value_module(encoder: Encoding, hidden: tuple[int, ...]) -> TensorDictModule:
     """Critic: ``"state" -> "log_neg_v_r"`` with ``V_r = -exp(·)`` (eq. 9)."""
-    net = StateNet(encoder, 1, hidden)
+    net = _state_conditioned(encoder, 1, hidden)
     return TensorDictModule(net, in_keys=["state"], out_keys=["log_neg_v_r"])
 
 
 def robot_policy_module(
-    encoder: StateEncoder, robot_actions: int, hidden: tuple[int, ...]
+    encoder: Encoding, robot_actions: int, hidden: tuple[int, ...]
 ) -> TensorDictModule:
     """Actor: ``"state" -> "logits_r"`` over joint robot actions (eq. 5)."""
-    net = StateNet(encoder, robot_actions, hidden)
+    net = _state_conditioned(encoder, robot_actions, hidden)
     return TensorDictModule(net, in_keys=["state"], out_keys=["logits_r"])

@@ -7,7 +7,15 @@ states drawn uniformly from the enumerated world, which guarantees coverage on s
 worlds), each followed by a soft target-network update. Phase 1 runs to the end, is
 evaluated on every state and frozen into a policy table ``π_h``; phase 2 then learns
 ``V^e_h`` and ``Q_r`` (DQN variant) or ``V_r`` and ``π_r`` (actor-critic variant,
-:mod:`empo.learning.actor_critic`) against it. Checkpoints
+:mod:`empo.learning.actor_critic`) against it.
+
+Networks are trained with Adam and soft-updated target copies. Lookup tables
+(``state_encoding = "table"``, :mod:`empo.learning.modules`) are trained as in
+tabular TD learning instead: plain SGD on their sparse gradients, with losses whose
+gradient on each entry is its error, so that each batch moves the entries of each
+distinct state in it (duplicates are dropped) by ``learning_rate × (target −
+entry)``, and targets that bootstrap from the table itself (no target copy to keep in
+step with a table of every state). Checkpoints
 (:mod:`empo.learning.checkpoint`) hold the complete state, so an interrupted run
 resumes and ends exactly as an uninterrupted one.
 """
@@ -38,6 +46,7 @@ from empo.learning.losses import Phase1Loss, Phase2Loss
 from empo.learning.model import TransitionModel
 from empo.learning.modules import (
     StateEncoder,
+    Tabular,
     goal_value_module,
     joint_backup_module,
     robot_policy_module,
@@ -146,10 +155,16 @@ class PhaseRunner:
         self.generator = generator
         self.buffer_generator = buffer_generator
         self.num_collections = math.ceil(knobs.num_frames / knobs.frames_per_batch)
-        self.optimizer = torch.optim.Adam(loss.parameters(), lr=knobs.learning_rate)
+        self.updater: SoftUpdate | None = None
+        if getattr(loss, "tabular", False):
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                loss.parameters(), lr=knobs.learning_rate
+            )
+        else:
+            self.optimizer = torch.optim.Adam(loss.parameters(), lr=knobs.learning_rate)
+            self.updater = SoftUpdate(loss, tau=knobs.target_update_tau)
         decay = knobs.learning_rate_decay ** (1.0 / self.num_collections)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, decay)
-        self.updater = SoftUpdate(loss, tau=knobs.target_update_tau)
         self.buffer = TensorDictReplayBuffer(
             storage=LazyTensorStorage(knobs.buffer_size, device=device),
             batch_size=knobs.batch_size,
@@ -177,6 +192,8 @@ class PhaseRunner:
                 device=self.device,
             )
             states = torch.cat([self.alive[pick], states[uniform:]])
+        if self.updater is None:
+            states = torch.unique(states)
         return states
 
     def step(self) -> dict[str, float]:
@@ -198,7 +215,8 @@ class PhaseRunner:
             self.optimizer.zero_grad()
             total.backward()
             self.optimizer.step()
-            self.updater.step()
+            if self.updater is not None:
+                self.updater.step()
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + float(value.detach())
         self.scheduler.step()
@@ -283,9 +301,11 @@ def evaluate_phase2(loss: Phase2Loss | ActorCriticLoss, beta_r: float) -> Tensor
 
 def _encoder(
     model: TransitionModel, knobs: Any, world: CompiledWorld, device: torch.device
-) -> StateEncoder:
+) -> StateEncoder | Tabular:
     from empo.parameters.learning import StateEncoding
 
+    if knobs.state_encoding == StateEncoding.TABLE:
+        return Tabular(model.num_states)
     table = None
     if knobs.state_encoding == StateEncoding.FEATURES:
         if world.state_table is None:
@@ -369,7 +389,7 @@ def train(
     """
     from empo.analysis.compare import compare
     from empo.learning.sampled import train_sampled, uses_sampled
-    from empo.parameters.learning import Phase2Variant
+    from empo.parameters.learning import Phase2Variant, StateEncoding
     from empo.worlds.registry import compile_any
 
     if uses_sampled(world, params):
@@ -435,6 +455,7 @@ def train(
         sampled=not k1.expected_targets,
         potential=potential,
         generator=gen1,
+        tabular=k1.state_encoding == StateEncoding.TABLE,
     )
     collector1 = Phase1Collector(model, loss1, k1.num_envs, k1.max_episode_steps, gen1)
 
@@ -470,6 +491,7 @@ def train(
             sampled=not k2.expected_targets,
             generator=gen2,
             advantage_weight=k2.advantage_weight,
+            tabular=k2.state_encoding == StateEncoding.TABLE,
         )
     else:
         loss2 = ActorCriticLoss(
@@ -480,6 +502,7 @@ def train(
             pi_h,
             sampled=not k2.expected_targets,
             generator=gen2,
+            tabular=k2.state_encoding == StateEncoding.TABLE,
         )
     collector2 = Phase2Collector(
         model, loss2, k2.num_envs, k2.max_episode_steps, k2.goal_resample_steps, gen2

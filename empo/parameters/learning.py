@@ -35,11 +35,14 @@ class Phase2Variant(str, Enum):
 
 
 class StateEncoding(str, Enum):
-    """How networks read a state: one learned vector per state id (tabular worlds) or
-    one per (column, value) of the integer state encoding (MultiGrid, transport)."""
+    """How networks read a state: one learned vector per state id (tabular worlds),
+    one per (column, value) of the integer state encoding (MultiGrid, transport), or
+    no network but a lookup table of the outputs per state id (``"table"``, the
+    paper's tabular reference; :mod:`empo.learning.modules`)."""
 
     EMBEDDING = "embedding"
     FEATURES = "features"
+    TABLE = "table"
 
 
 class WorldAccess(str, Enum):
@@ -125,7 +128,9 @@ class Phase1Parameters(_TrainingKnobs):
     Parameters
     ----------
     learning_rate
-        Optimiser step size, ``> 0``.
+        Optimiser step size, ``> 0``: Adam's for networks; for
+        ``state_encoding = "table"`` the tabular step ``α`` of
+        ``y ← y + α (target − y)`` per visit (the paper's learning rate 0.1).
     learning_rate_decay
         Factor by which the learning rate falls over the whole phase, ``0 < d ≤ 1``
         (exponential schedule; 1 keeps it constant).
@@ -146,13 +151,15 @@ class Phase1Parameters(_TrainingKnobs):
     uniform_state_fraction
         Share of each batch drawn uniformly from the enumerated states, ``[0, 1]``.
     target_update_tau
-        Soft target-network update rate, ``0 < τ ≤ 1`` (1 copies the network).
+        Soft target-network update rate, ``0 < τ ≤ 1`` (1 copies the network);
+        unused by tables, which bootstrap from themselves.
     state_encoding
-        ``"embedding"`` (per state id) or ``"features"`` (per state-table column).
+        ``"embedding"`` (per state id), ``"features"`` (per state-table column) or
+        ``"table"`` (a lookup table instead of a network, compiled worlds only).
     embed_dim
-        Width of the state embedding, ``≥ 1``.
+        Width of the state embedding, ``≥ 1`` (unused by tables).
     hidden_sizes
-        Widths of the hidden layers.
+        Widths of the hidden layers (unused by tables).
     epsilon_start, epsilon_end, epsilon_steps
         Extra exploration ε annealed linearly from start to end over that many frames.
     expected_targets

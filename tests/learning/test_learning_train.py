@@ -82,11 +82,17 @@ def test_learned_solution_matches_exact_on_a_small_world() -> None:
     )
 
 
-@pytest.mark.parametrize("variant", ["dqn", "actor_critic"])
-def test_interrupted_run_resumes_to_the_same_parameters(tmp_path, variant: str) -> None:
+@pytest.mark.parametrize(
+    ("variant", "encoding"),
+    [("dqn", "embedding"), ("actor_critic", "embedding"), ("dqn", "table")],
+)
+def test_interrupted_run_resumes_to_the_same_parameters(
+    tmp_path, variant: str, encoding: str
+) -> None:
     world = random_layered_world(16, num_actions=2, num_goals=2, num_layers=4, seed=5)
     knobs = {
         **ACCURATE,
+        "state_encoding": encoding,
         "num_frames": 120,
         "frames_per_batch": 20,
         "updates_per_batch": 2,

@@ -81,7 +81,7 @@ def _world_model(world: Any, device: torch.device) -> Any:
 
 def _check(params: Any) -> None:
     """Reject knobs that need an enumerated world, naming the field."""
-    from empo.parameters.learning import Phase2Variant
+    from empo.parameters.learning import Phase2Variant, StateEncoding
 
     if params.phase2.variant != Phase2Variant.DQN:
         raise ValueError(
@@ -95,6 +95,12 @@ def _check(params: Any) -> None:
             "world (goal distances over all states); use 0 with world_access 'sampled'"
         )
     for knobs in (params.phase1, params.phase2):
+        if knobs.state_encoding == StateEncoding.TABLE:
+            raise ValueError(
+                f"{knobs.prefix}.state_encoding = 'table' needs an enumerated world "
+                "(one table row per state id); use 'features' or 'embedding' with "
+                "world_access 'sampled'"
+            )
         if knobs.uniform_state_fraction > 0:
             raise ValueError(
                 f"{knobs.prefix}.uniform_state_fraction = "
