@@ -94,16 +94,24 @@ def key_door_parameters(
     )
 
 
-def key_door_success(world: Any, compiled: Any, path: list[int]) -> dict[str, bool]:
-    """Whether the greedy robot fetched the key, opened the door, left the doorway."""
+def key_door_success(world: Any, compiled: Any, path: list[int]) -> dict[str, Any]:
+    """Whether the greedy robot fetched the key, opened the door, left the doorway,
+    and the steps of the path at which it first carried the key and the door was
+    first open (``None`` if never)."""
     states = [world.decode(compiled.state_table[s]) for s in path]
     robot = world.agents.index("robot0")
     door = next((x, y) for x, y, _, _ in world.spec.doors)
-    fetched = any(s["agents"][robot]["carrying"] >= 0 for s in states)
-    opened = any(door_state == "open" for s in states for door_state in s["doors"])
+    carrying = [s["agents"][robot]["carrying"] >= 0 for s in states]
+    open_door = ["open" in s["doors"] for s in states]
     x, y = states[-1]["agents"][robot]["pos"]
     away = abs(x - door[0]) + abs(y - door[1]) > 1
-    return {"fetched_key": fetched, "opened_door": opened, "left_doorway": away}
+    return {
+        "fetched_key": any(carrying),
+        "opened_door": any(open_door),
+        "left_doorway": away,
+        "key_step": carrying.index(True) if any(carrying) else None,
+        "door_step": open_door.index(True) if any(open_door) else None,
+    }
 
 
 def first_deviation(
@@ -146,12 +154,13 @@ def keydoor(
         pi_r = solution.phase2["pi_r"].cpu()
         path = greedy_rollout(compiled, pi_r)
         checks = key_door_success(world, compiled, path)
+        success = all(checks[k] for k in ("fetched_key", "opened_door", "left_doorway"))
         rows.append(
             {
                 "seed": seed,
                 "representation": representation,
                 **checks,
-                "success": all(checks.values()),
+                "success": success,
                 "seconds": seconds,
                 "errors": compare(solution, exact),
                 "first_deviation": first_deviation(path, pi_r, exact),

@@ -38,7 +38,7 @@ from tensordict.nn import TensorDictModule, TensorDictParams
 from torch import Tensor
 
 from empo import theory
-from empo.learning.losses import X_FLOOR, Phase2Base
+from empo.learning.losses import X_FLOOR, Phase2Base, masked_mse
 from empo.learning.model import TransitionModel
 from empo.parameters.theory import TheoryParameters
 
@@ -261,18 +261,15 @@ class ActorCriticLoss(Phase2Base):
         alive = mask.any(-1)
         ve_target, v_target, weights = self._targets(states)
         loss_ve = self.goal_value_loss(states, ve_target)
-        count = alive.sum().clamp_min(1).to(v_target.dtype)
-        if self.tabular:
-            count = torch.ones_like(count)
         log_v = self.log_neg_robot_value(self.vr_network_params, states)
         log_target = torch.log((-v_target).clamp_min(1e-30))
-        loss_v = ((log_v - log_target).pow(2) * alive).sum() / count
-        if self.tabular:
-            loss_v = 0.5 * loss_v
+        loss_v = masked_mse(log_v, log_target, alive, self.tabular)
         log_pi = self.log_policy(self.policy_network_params, states)
         log_w = torch.log(weights.clamp_min(1e-30))
         kl = torch.where(mask, weights * (log_w - log_pi), torch.zeros_like(log_pi))
-        loss_pi = kl.sum(-1).sum() / count
+        loss_pi = kl.sum()
+        if not self.tabular:
+            loss_pi = loss_pi / alive.sum().clamp_min(1).to(kl.dtype)
         return TensorDict(
             {"loss_v_e": loss_ve, "loss_v_r": loss_v, "loss_pi_r": loss_pi},
             batch_size=[],

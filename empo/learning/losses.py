@@ -166,7 +166,10 @@ class Phase1Loss(LossModule):
     tabular
         The network is a lookup table (``state_encoding = "table"``): targets
         bootstrap from the table itself (no target copy, as in tabular TD learning)
-        and the loss is half the summed squared error (:func:`masked_mse`).
+        and the loss is half the summed squared error (:func:`masked_mse`). A
+        table's ``V^m_h`` changes only where its rows do, so it is kept for every
+        state in the buffer ``v_m_table`` (:meth:`refresh` after each update) and
+        targets read it at the successors instead of evaluating eqs. (1)–(3) there.
     """
 
     z_network: TensorDictModule
@@ -197,6 +200,19 @@ class Phase1Loss(LossModule):
         self.generator = generator
         self.humans = torch.arange(model.num_humans, device=model.device)
         self.goals = torch.arange(model.num_goals, device=model.device)
+        if tabular:
+            shape = (model.num_states, model.num_humans, model.num_goals)
+            self.register_buffer("v_m_table", torch.zeros(shape, device=model.device))
+            ids = torch.arange(model.num_states, device=model.device)
+            for chunk in torch.split(ids, 4096):
+                self.refresh(chunk)
+
+    @torch.no_grad()
+    def refresh(self, states: Int64[Tensor, " batch"]) -> None:
+        """Recompute ``v_m_table`` at ``states`` (tables only) after their rows
+        changed."""
+        values = self.phase1_values(self.z_network_params, states)["v_m"]
+        self.v_m_table[states] = values.to(self.v_m_table.dtype)
 
     def joint_backups(
         self, params: TensorDictParams, states: Int64[Tensor, " batch"]
@@ -243,11 +259,15 @@ class Phase1Loss(LossModule):
         model = self.model
         states = tensordict.get("state")
         succ, prob = model.successors_of(states, self.sampled, self.generator)
-        unique, inverse = torch.unique(succ, return_inverse=True)
         with torch.no_grad():
-            v_next = self.phase1_values(self.target_z_network_params, unique)["v_m"]
+            if self.tabular:
+                v_next = self.v_m_table[succ]
+            else:
+                unique, inverse = torch.unique(succ, return_inverse=True)
+                params = self.target_z_network_params
+                v_next = self.phase1_values(params, unique)["v_m"][inverse]
             backup = theory.goal_backup(
-                model.in_goal(succ), v_next[inverse], self.theory_params.gamma_h
+                model.in_goal(succ), v_next, self.theory_params.gamma_h
             )
             target = (prob[..., None, None] * backup).sum(2).permute(0, 2, 3, 1)
             if self.potential is not None:

@@ -119,7 +119,9 @@ class PhaseRunner:
     name
         ``"phase1"`` or ``"phase2"``.
     loss
-        The phase's loss module.
+        The phase's loss module. A loss whose ``tabular`` attribute is true is
+        trained as a lookup table (module docstring); its ``refresh(states)``, if
+        it has one, is called after each update with the updated states.
     collect
         ``collect(frames_done) -> (visited states, schedule metrics)``.
     knobs
@@ -209,14 +211,18 @@ class PhaseRunner:
         self.buffer.extend(TensorDict({"state": states}, batch_size=[states.shape[0]]))
         collected = time.perf_counter()
         totals: dict[str, float] = {}
+        refresh = getattr(self.loss, "refresh", None) if self.updater is None else None
         for _ in range(self.knobs.updates_per_batch):
-            losses = self.loss(TensorDict({"state": self._batch()}, batch_size=[]))
+            batch = self._batch()
+            losses = self.loss(TensorDict({"state": batch}, batch_size=[]))
             total = sum(losses.values())
             self.optimizer.zero_grad()
             total.backward()
             self.optimizer.step()
             if self.updater is not None:
                 self.updater.step()
+            elif refresh is not None:
+                refresh(batch)
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + float(value.detach())
         self.scheduler.step()
