@@ -51,14 +51,6 @@ ACCURATE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _params(phase1: dict[str, Any], phase2: dict[str, Any], seed: int) -> Parameters:
     return Parameters(
         world="commitment",

@@ -36,14 +36,6 @@ PHASE2 = {**TABLE, "beta_r_start": 0.5, "beta_r_steps": 1000, "goal_resample_ste
 THEORY = {"beta_h": 5.0, "gamma_h": 0.95, "gamma_r": 0.95}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _params(world: Any, variant: str = "dqn", **phase1: Any) -> Parameters:
     return Parameters(
         world=world,

@@ -46,14 +46,6 @@ def _params(phase1: dict[str, Any], phase2: dict[str, Any], **extra: Any) -> Par
     )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_learned_solution_matches_exact_on_a_small_world() -> None:
     world = random_layered_world(
