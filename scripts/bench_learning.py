@@ -11,8 +11,9 @@ Key-and-door study (THEORY.md, "Key and door"): for each seed, train on the pape
 key-and-door world, roll out the robot's most likely actions (humans resting) and
 check that the robot picks up the key, opens the door and ends away from the doorway
 (neither on the door cell nor next to it); also print the errors against the exact
-solution and the first step where the learned greedy robot deviates from the exact
-one's choice. The study of the README, with lookup tables as in the paper's
+solution, the first step where the learned greedy robot deviates from the exact
+one's choice and the first where it takes an action the exact robot rates worse
+(not merely another of equally good ones). The study of the README, with lookup tables as in the paper's
 reference run (``--representation table``, the default) and with networks::
 
     python scripts/bench_learning.py keydoor --seeds 12 22 32 42 52 --frames 40000
@@ -115,19 +116,20 @@ def key_door_success(world: Any, compiled: Any, path: list[int]) -> dict[str, An
 
 
 def first_deviation(
-    path: list[int], learned_pi_r: torch.Tensor, exact: Any
+    path: list[int], learned_pi_r: torch.Tensor, exact: Any, tie: float = 0.0
 ) -> dict[str, Any] | None:
     """The first state of the learned greedy path where the learned robot's most
-    likely action is not the exact one, with the exact ``log(-Q_r)`` gap there."""
+    likely action is not the exact one and is worse by more than ``tie`` in the exact
+    ``log(-Q_r)``, with that gap (``tie = 0``: the first deviation of any kind,
+    equally good actions included)."""
     for step, state in enumerate(path[:-1]):
         mine = int(learned_pi_r[state].argmax())
         best = int(exact.phase2["pi_r"][state].argmax())
         if mine != best:
             log_q = torch.log(-exact.phase2["q_r"][state])
-            return {
-                "step": step,
-                "exact_log_gap": float(log_q[mine] - log_q[best]),
-            }
+            gap = float(log_q[mine] - log_q[best])
+            if gap > tie:
+                return {"step": step, "exact_log_gap": gap}
     return None
 
 
@@ -139,8 +141,9 @@ def keydoor(
     representation: str = "table",
 ) -> list[dict[str, Any]]:
     """Train and check the key-and-door world for each seed, with the errors against
-    the exact solution (:func:`empo.analysis.compare`) and the first step where the
-    learned greedy robot leaves the exact one's choice."""
+    the exact solution (:func:`empo.analysis.compare`), the first step where the
+    learned greedy robot leaves the exact one's choice and the first where it takes
+    an action that the exact robot rates worse."""
     world = build_world("key_door")
     compiled = compile_any(world)
     rows = []
@@ -164,6 +167,7 @@ def keydoor(
                 "seconds": seconds,
                 "errors": compare(solution, exact),
                 "first_deviation": first_deviation(path, pi_r, exact),
+                "first_worse_action": first_deviation(path, pi_r, exact, 1e-9),
             }
         )
         print(json.dumps(rows[-1]), flush=True)

@@ -157,8 +157,9 @@ class PhaseRunner:
         self.generator = generator
         self.buffer_generator = buffer_generator
         self.num_collections = math.ceil(knobs.num_frames / knobs.frames_per_batch)
+        self.tabular = bool(getattr(loss, "tabular", False))
         self.updater: SoftUpdate | None = None
-        if getattr(loss, "tabular", False):
+        if self.tabular:
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
                 loss.parameters(), lr=knobs.learning_rate
             )
@@ -194,7 +195,7 @@ class PhaseRunner:
                 device=self.device,
             )
             states = torch.cat([self.alive[pick], states[uniform:]])
-        if self.updater is None:
+        if self.tabular:
             states = torch.unique(states)
         return states
 
@@ -211,7 +212,7 @@ class PhaseRunner:
         self.buffer.extend(TensorDict({"state": states}, batch_size=[states.shape[0]]))
         collected = time.perf_counter()
         totals: dict[str, float] = {}
-        refresh = getattr(self.loss, "refresh", None) if self.updater is None else None
+        refresh = getattr(self.loss, "refresh", None) if self.tabular else None
         for _ in range(self.knobs.updates_per_batch):
             batch = self._batch()
             losses = self.loss(TensorDict({"state": batch}, batch_size=[]))
