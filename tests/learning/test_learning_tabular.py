@@ -141,3 +141,18 @@ def test_goal_conditioned_table_reads_the_entries_of_each_triple() -> None:
         states[:, None, None], torch.arange(2)[None, :, None], torch.arange(2, -1, -1)
     )
     assert torch.equal(reversed_goals, entries.flip(2))
+
+
+def test_tables_with_sampled_successors_approach_the_exact_solver() -> None:
+    world = random_layered_world(
+        30, num_actions=3, num_goals=3, num_layers=5, rest_action=True, seed=3
+    )
+    sampled = {**TABLE, "expected_targets": False, "learning_rate_decay": 0.01}
+    params = _params("commitment").with_overrides(
+        {
+            **{f"phase1.{k}": v for k, v in sampled.items()},
+            **{f"phase2.{k}": v for k, v in sampled.items()},
+        }
+    )
+    errors = compare(train(world, params, progress=False), solve(world, params.theory))
+    assert errors["pi_h"] < 0.01 and errors["v_e"] < 0.01 and errors["pi_r"] < 0.02

@@ -76,7 +76,12 @@ def test_learned_solution_matches_exact_on_a_small_world() -> None:
 
 @pytest.mark.parametrize(
     ("variant", "encoding"),
-    [("dqn", "embedding"), ("actor_critic", "embedding"), ("dqn", "table")],
+    [
+        ("dqn", "embedding"),
+        ("actor_critic", "embedding"),
+        ("dqn", "table"),
+        ("actor_critic", "table"),
+    ],
 )
 def test_interrupted_run_resumes_to_the_same_parameters(
     tmp_path, variant: str, encoding: str
