@@ -182,7 +182,8 @@ def throughput(
     world_name: str, frames: int, device: str, representation: str = "network"
 ) -> dict[str, float]:
     """Frames per second and gradient steps per second of each phase, and the
-    states per second that the updates back up (batch size times steps)."""
+    states per second that the updates back up (batch rows; tables drop the
+    duplicates of a batch first)."""
     compiled = compile_any(build_world(world_name))
     encoding = "embedding" if compiled.state_table is None else "features"
     if representation == "table":
@@ -208,8 +209,9 @@ def throughput(
         )
         steps_per_s = stats[f"{phase}/grad_steps"] / stats[f"{phase}/update_seconds"]
         out[f"{phase}/grad_steps_per_s"] = steps_per_s
-        batch = getattr(params, phase).batch_size
-        out[f"{phase}/backed_up_states_per_s"] = steps_per_s * batch
+        out[f"{phase}/backed_up_states_per_s"] = (
+            stats[f"{phase}/backups"] / stats[f"{phase}/update_seconds"]
+        )
     print(json.dumps(out), flush=True)
     return out
 

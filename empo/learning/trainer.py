@@ -176,6 +176,7 @@ class PhaseRunner:
         self.collections = 0
         self.frames = 0
         self.grad_steps = 0
+        self.backups = 0
         self.collect_seconds = 0.0
         self.update_seconds = 0.0
 
@@ -215,6 +216,7 @@ class PhaseRunner:
         refresh = getattr(self.loss, "refresh", None) if self.tabular else None
         for _ in range(self.knobs.updates_per_batch):
             batch = self._batch()
+            self.backups += batch.shape[0]
             losses = self.loss(TensorDict({"state": batch}, batch_size=[]))
             total = sum(losses.values())
             self.optimizer.zero_grad()
@@ -237,6 +239,18 @@ class PhaseRunner:
         metrics[f"{self.name}/learning_rate"] = self.scheduler.get_last_lr()[0]
         return metrics
 
+    def stats(self) -> dict[str, float]:
+        """Frames, gradient steps, states backed up (batch rows, after the
+        de-duplication of tables) and the seconds spent collecting and updating,
+        keyed ``"<name>/<what>"``."""
+        return {
+            f"{self.name}/frames": self.frames,
+            f"{self.name}/grad_steps": self.grad_steps,
+            f"{self.name}/backups": self.backups,
+            f"{self.name}/collect_seconds": self.collect_seconds,
+            f"{self.name}/update_seconds": self.update_seconds,
+        }
+
     def state_dict(self) -> dict[str, Any]:
         """Networks, targets, optimiser, schedule, buffer, generators and counters."""
         return {
@@ -249,6 +263,7 @@ class PhaseRunner:
             "collections": self.collections,
             "frames": self.frames,
             "grad_steps": self.grad_steps,
+            "backups": self.backups,
             "collect_seconds": self.collect_seconds,
             "update_seconds": self.update_seconds,
         }
@@ -265,6 +280,7 @@ class PhaseRunner:
         self.collections = state["collections"]
         self.frames = state["frames"]
         self.grad_steps = state["grad_steps"]
+        self.backups = state["backups"]
         self.collect_seconds = state["collect_seconds"]
         self.update_seconds = state["update_seconds"]
 
@@ -544,16 +560,7 @@ def train(
         phase1=phase1,
         phase2=phase2,
         networks={"phase1": loss1, "phase2": loss2},
-        stats={
-            f"{runner.name}/{key}": value
-            for runner in (runner1, runner2)
-            for key, value in (
-                ("frames", runner.frames),
-                ("grad_steps", runner.grad_steps),
-                ("collect_seconds", runner.collect_seconds),
-                ("update_seconds", runner.update_seconds),
-            )
-        },
+        stats={**runner1.stats(), **runner2.stats()},
     )
     if exact is not None and logger is not None:
         errors = compare(solution, exact)

@@ -245,16 +245,7 @@ def train_sampled(
         model=model,
         networks={"phase1": loss1, "phase2": loss2},
         beta_r=float(tp.beta_r),
-        stats={
-            f"{runner.name}/{key}": value
-            for runner in (runner1, runner2)
-            for key, value in (
-                ("frames", runner.frames),
-                ("grad_steps", runner.grad_steps),
-                ("collect_seconds", runner.collect_seconds),
-                ("update_seconds", runner.update_seconds),
-            )
-        },
+        stats={**runner1.stats(), **runner2.stats()},
         v_r_s0=final["phase2/V_r(s0)"],
         w_h_s0=[final[f"phase2/W_h(s0)/{h}"] for h in range(model.num_humans)],
     )
