@@ -163,6 +163,8 @@ class PhaseRunner:
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
                 loss.parameters(), lr=knobs.learning_rate
             )
+            size = sum(p.numel() * p.element_size() for p in loss.parameters())
+            log.info("%s: lookup tables of %.1f MiB", name, size / 2**20)
         else:
             self.optimizer = torch.optim.Adam(loss.parameters(), lr=knobs.learning_rate)
             self.updater = SoftUpdate(loss, tau=knobs.target_update_tau)
