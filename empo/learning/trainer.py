@@ -505,6 +505,7 @@ def train(
     phase1 = evaluate_phase1(loss1)
 
     pi_h = phase1["pi_h"].to(torch.float32)
+    tables2 = k2.state_encoding == StateEncoding.TABLE
     loss2: Phase2Loss | ActorCriticLoss
     if k2.variant == Phase2Variant.DQN:
         loss2 = Phase2Loss(
@@ -516,7 +517,7 @@ def train(
             sampled=not k2.expected_targets,
             generator=gen2,
             advantage_weight=k2.advantage_weight,
-            tabular=k2.state_encoding == StateEncoding.TABLE,
+            tabular=tables2,
         )
     else:
         loss2 = ActorCriticLoss(
@@ -527,7 +528,7 @@ def train(
             pi_h,
             sampled=not k2.expected_targets,
             generator=gen2,
-            tabular=k2.state_encoding == StateEncoding.TABLE,
+            tabular=tables2,
         )
     collector2 = Phase2Collector(
         model, loss2, k2.num_envs, k2.max_episode_steps, k2.goal_resample_steps, gen2
