@@ -2,8 +2,8 @@
 #
 # empo dev container: the project installed editable, reachable over SSH by its
 # owner's key only. Nothing secret is ever written into a layer: the SSH public
-# key, the W&B key and the git identity are read at run time (README,
-# "Dev container"; docker/entrypoint.sh; .env.template).
+# key, the W&B key and the git identity are read at run time (docs/container.md;
+# docker/entrypoint.sh; .env.template).
 #
 #   CPU : docker build -t empo-dev:cpu .
 #   CUDA: docker build -t empo-dev:cuda --build-arg DEVICE=cuda .

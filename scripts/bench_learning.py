@@ -13,7 +13,7 @@ check that the robot picks up the key, opens the door and ends away from the doo
 (neither on the door cell nor next to it); also print the errors against the exact
 solution, the first step where the learned greedy robot deviates from the exact
 one's choice and the first where it takes an action the exact robot rates worse (not
-merely another of equally good ones). The study of the README, with lookup tables as
+merely another of equally good ones). The study of docs/learned.md, with lookup tables as
 in the paper's reference run (``--representation table``, the default) and with
 networks::
 
