@@ -18,22 +18,30 @@ Conventions (THEORY.md, "Conventions that every solver shares"):
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
+if TYPE_CHECKING:
+    from empo.parameters.theory import TheoryParameters
+
 __all__ = [
     "TIE_TOL",
+    "RobotChain",
     "goal_backup",
+    "goal_marginal_policy",
     "human_policy",
     "human_value",
     "joint_action_distribution",
     "masked_softmax",
     "power_bits",
     "power_x",
+    "robot_chain",
     "robot_policy",
+    "robot_policy_of",
     "robot_utility",
     "robot_value",
     "uniform_policy",
@@ -333,6 +341,136 @@ def robot_value(
 ) -> Float[Tensor, "*batch"]:
     """``V_r(s) = U_r(s) + sum_a pi_r(s)(a) Q_r(s, a)``, eq. (9)."""
     return u_r + _expectation(pi_r, q_r)
+
+
+def goal_marginal_policy(
+    pi_h: Float[Tensor, "*batch human goal action"],
+    goal_weights: Float[Tensor, "human goal"],
+) -> Float[Tensor, "*batch human action"]:
+    """Goal-marginal human policy ``pi_bar_h(s) = sum_g w~_h(g) pi_h(s, g)``.
+
+    THEORY.md, phase 2 (the humans' behaviour in eqs. 4 and 6): goals weighted by the
+    normalised weights ``w~_h = w_h / sum_g w_h(g)``; padded goals (weight 0) drop
+    out. Rows where ``pi_h`` is 0 (terminal states) stay 0.
+
+    Parameters
+    ----------
+    pi_h
+        ``pi_h(s, g)`` of eq. (2) for every human and goal.
+    goal_weights
+        ``w_h(g)``, 0 for padded goals.
+    """
+    total = goal_weights.sum(-1, keepdim=True)
+    weights = (goal_weights / total.clamp_min(torch.finfo(total.dtype).tiny)).to(
+        pi_h.dtype
+    )
+    return (weights[..., None] * pi_h).sum(-2)
+
+
+def robot_policy_of(
+    q_r: Float[Tensor, "*batch action"],
+    action_mask: Bool[Tensor, "*batch action"],
+    params: TheoryParameters,
+    beta_r: Scalar | None = None,
+) -> Float[Tensor, "*batch action"]:
+    """Eq. (5) with the robot-policy parameters of ``params``.
+
+    :func:`robot_policy` at ``params.beta_r`` (or the annealed ``beta_r`` a learner
+    acts with), ``params.eps_q`` and ``params.robot_policy`` (power law or the
+    normalised-Boltzmann variant).
+    """
+    return robot_policy(
+        q_r,
+        params.beta_r if beta_r is None else beta_r,
+        action_mask,
+        eps_q=params.eps_q,
+        kind=params.robot_policy,
+    )
+
+
+@dataclass(frozen=True)
+class RobotChain:
+    """What :func:`robot_chain` computes at a batch of states (eqs. 5, 7, 8, 9).
+
+    Attributes
+    ----------
+    q_r
+        ``Q_r(s, .)``, 0 at disallowed actions.
+    pi_r
+        ``pi_r(s)``: eq. (5), or the given policy.
+    x_h
+        ``X_h(s)`` per human, eq. (7).
+    u_r
+        ``U_r(s)``, eq. (8).
+    v_r
+        ``V_r(s)``, eq. (9).
+    """
+
+    q_r: Float[Tensor, "*batch action"]
+    pi_r: Float[Tensor, "*batch action"]
+    x_h: Float[Tensor, "*batch human"]
+    u_r: Float[Tensor, "*batch"]
+    v_r: Float[Tensor, "*batch"]
+
+
+def robot_chain(
+    q_r: Float[Tensor, "*batch action"],
+    v_e: Float[Tensor, "*batch human goal"],
+    action_mask: Bool[Tensor, "*batch action"],
+    goal_weights: Float[Tensor, "human goal"],
+    params: TheoryParameters,
+    *,
+    pi_r: Float[Tensor, "*batch action"] | None = None,
+    beta_r: Scalar | None = None,
+    terminal: Bool[Tensor, "*batch"] | None = None,
+    x_floor: float = 0.0,
+) -> RobotChain:
+    """The robot's side of a state from ``Q_r`` and ``V^e_h``: eqs. (5), (7), (8), (9).
+
+    ``pi_r`` from ``Q_r`` by eq. (5) (:func:`robot_policy_of`), unless a robot policy
+    is given (policy evaluation: a fixed or learned ``pi_r``, or the exact solver,
+    which needs ``pi_r`` before ``V^e_h`` of eq. (6)); ``X_h = sum_g w_h(g)
+    V^e_h^zeta`` (7); ``U_r = -(sum_h (X_h + eps_X)^(-xi))^eta`` (8);
+    ``V_r = U_r + sum_a pi_r(a) Q_r(a)`` (9).
+
+    Parameters
+    ----------
+    q_r
+        ``Q_r(s, .)`` (eq. 4); entries at disallowed actions are ignored.
+    v_e
+        ``V^e_h(s, g)`` (eq. 6) for every human and goal.
+    action_mask
+        Allowed joint robot actions.
+    goal_weights
+        ``w_h(g)`` (0 for padded goals).
+    params
+        Theory parameters: ``beta_r``, ``eps_q``, ``robot_policy``, ``zeta``,
+        ``xi``, ``eta``, ``eps_x``, ``terminal_v_r``.
+    pi_r
+        A given robot policy instead of eq. (5).
+    beta_r
+        Rationality for eq. (5) instead of ``params.beta_r`` (an annealed ``beta'_r``).
+    terminal
+        Terminal states: there no action is allowed, ``pi_r``, ``Q_r``, ``X_h`` and
+        ``U_r`` are 0 and ``V_r = terminal_v_r`` (THEORY.md conventions).
+    x_floor
+        Floor on ``X_h`` inside eq. (8) only (learners use a tiny one so that an
+        untrained ``V^e_h`` cannot give ``U_r = -inf``); 0 leaves eq. (8) exact.
+    """
+    if terminal is not None:
+        action_mask = action_mask & ~terminal[..., None]
+    action_mask = action_mask.expand_as(q_r)
+    q_r = q_r.masked_fill(~action_mask, 0.0)
+    if pi_r is None:
+        pi_r = robot_policy_of(q_r, action_mask, params, beta_r)
+    x_h = power_x(v_e, goal_weights.to(v_e.dtype), params.zeta)
+    u_r = robot_utility(x_h.clamp_min(x_floor), params.xi, params.eta, params.eps_x)
+    v_r = robot_value(u_r, pi_r, q_r)
+    if terminal is not None:
+        x_h = x_h.masked_fill(terminal[..., None], 0.0)
+        u_r = u_r.masked_fill(terminal, 0.0)
+        v_r = torch.where(terminal, torch.full_like(v_r, params.terminal_v_r), v_r)
+    return RobotChain(q_r=q_r, pi_r=pi_r, x_h=x_h, u_r=u_r, v_r=v_r)
 
 
 def power_bits(x_h: Float[Tensor, "*batch"]) -> Float[Tensor, "*batch"]:

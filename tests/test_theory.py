@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from empo import theory as T
+from empo.parameters.theory import TheoryParameters
 
 F64 = torch.float64
 INF = math.inf
@@ -162,3 +163,73 @@ def test_policies_are_differentiable() -> None:
     T.robot_policy(q_r, 1.0, torch.ones(1, 2, dtype=torch.bool))[0, 0].backward()
     # pi_0 = (1/1) / (1/1 + 1/2) = 2/3 and d pi_0 / d Q_0 = -pi_0 (1 - pi_0) / Q_0.
     assert q_r.grad[0, 0].item() == pytest.approx(2 / 9, rel=1e-9)
+
+
+def test_goal_marginal_policy_normalises_weights_and_skips_padding() -> None:
+    pi_h = t(
+        [
+            [
+                [[1.0, 0.0], [0.0, 1.0], [0.2, 0.8]],
+                [[0.6, 0.4], [0.0, 1.0], [1.0, 0.0]],
+            ],
+            [[[0.0, 0.0]] * 3] * 2,
+        ]
+    )
+    weights = t([[1.0, 1.0, 2.0], [1.0, 3.0, 0.0]])
+    out = T.goal_marginal_policy(pi_h, weights)
+    expected = t([[[0.35, 0.65], [0.15, 0.85]], [[0.0, 0.0], [0.0, 0.0]]])
+    assert torch.allclose(out, expected)
+
+
+THEORY = TheoryParameters(zeta=2.0, xi=1.0, eta=2.0, beta_r=2.0)
+
+
+def test_robot_chain_eqs_5_7_8_9_and_terminal_layout() -> None:
+    q_r = t([[-1.0, -2.0, -5.0], [-1.0, -1.0, -1.0]])
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    v_e = t([[[0.5, 1.0]], [[0.3, 0.3]]])
+    weights = t([[1.0, 1.0]])
+    terminal = torch.tensor([False, True])
+    chain = T.robot_chain(q_r, v_e, mask, weights, THEORY, terminal=terminal)
+    assert torch.allclose(chain.pi_r, t([[0.8, 0.2, 0.0], [0.0, 0.0, 0.0]]))
+    assert torch.allclose(chain.q_r, t([[-1.0, -2.0, 0.0], [0.0, 0.0, 0.0]]))
+    assert torch.allclose(chain.x_h, t([[1.25], [0.0]]))
+    assert torch.allclose(chain.u_r, t([-0.64, 0.0]))
+    assert torch.allclose(chain.v_r, t([-1.84, THEORY.terminal_v_r]))
+
+
+def test_robot_chain_with_a_given_policy_or_beta() -> None:
+    q_r = t([[-1.0, -2.0, -5.0]])
+    mask = torch.tensor([[True, True, False]])
+    v_e = t([[[0.5, 1.0]]])
+    weights = t([[1.0, 1.0]])
+    given = T.robot_chain(q_r, v_e, mask, weights, THEORY, pi_r=t([[0.5, 0.5, 0.0]]))
+    assert torch.allclose(given.v_r, t([-2.14]))
+    greedy = T.robot_chain(q_r, v_e, mask, weights, THEORY, beta_r=INF)
+    assert torch.allclose(greedy.pi_r, t([[1.0, 0.0, 0.0]]))
+    assert torch.allclose(greedy.v_r, t([-1.64]))
+
+
+def test_robot_chain_x_floor_keeps_u_r_finite() -> None:
+    q_r = t([[-1.0]])
+    mask = torch.tensor([[True]])
+    v_e = t([[[0.0, 0.0]]])
+    weights = t([[1.0, 1.0]])
+    exact = T.robot_chain(q_r, v_e, mask, weights, THEORY)
+    assert exact.u_r.item() == -INF
+    floored = T.robot_chain(q_r, v_e, mask, weights, THEORY, x_floor=0.01)
+    assert torch.allclose(floored.u_r, t([-1e4]))
+    assert floored.x_h.item() == 0.0
+
+
+def test_robot_policy_of_reads_the_parameters() -> None:
+    q_r = t([[-1.0, -3.0]])
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    boltzmann = TheoryParameters(beta_r=2.0, robot_policy="normalized_boltzmann")
+    pol = T.robot_policy_of(q_r, mask, boltzmann)
+    assert torch.allclose(
+        pol, T.robot_policy(q_r, 2.0, mask, kind="normalized_boltzmann")
+    )
+    p = 1 / (1 + math.exp(-2.0))
+    assert torch.allclose(pol, t([[p, 1 - p]]))
+    assert torch.allclose(T.robot_policy_of(q_r, mask, THEORY, 0.0), t([[0.5, 0.5]]))

@@ -16,7 +16,11 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from empo.parameters.theory import OthersModel, TheoryParameters
-from empo.theory import joint_action_distribution, uniform_policy
+from empo.theory import (
+    goal_marginal_policy,
+    joint_action_distribution,
+    uniform_policy,
+)
 from empo.worlds.compiled import CompiledWorld
 
 _SUM_TOL = 1e-6
@@ -125,22 +129,18 @@ class HumanModel:
                 f"human_model.mu_others needs one entry per human ({H}), got "
                 f"{len(given)}"
             )
-        weights = world.goal_weights / world.goal_weights.sum(-1, keepdim=True)
+        dtype, device = world.goal_weights.dtype, world.goal_weights.device
         masks = [world.action_mask[:, h, :n] for h, n in zip(world.humans, counts)]
         if OthersModel(theory.others) is OthersModel.HABITUAL:
-            marginals = [
-                torch.einsum("sga,g->sa", pi0[:, i, :, :n], weights[i])
-                for i, n in enumerate(counts)
-            ]
+            pi0_bar = goal_marginal_policy(pi0, world.goal_weights)
+            marginals = [pi0_bar[:, i, :n] for i, n in enumerate(counts)]
         else:
-            marginals = [uniform_policy(m, weights.dtype) for m in masks]
+            marginals = [uniform_policy(m, dtype) for m in masks]
         result = []
         for i in range(H):
             others = [j for j in range(H) if j != i]
             if not others:
-                result.append(
-                    torch.ones(S, 1, dtype=weights.dtype, device=weights.device)
-                )
+                result.append(torch.ones(S, 1, dtype=dtype, device=device))
                 continue
             if given[i] is None:
                 result.append(joint_action_distribution([marginals[j] for j in others]))

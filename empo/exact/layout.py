@@ -65,7 +65,6 @@ class Layout:
         self.all_goals_real = bool(self.goal_mask.all())
         weights = world.goal_weights
         self.goal_weights: Float[Tensor, "human goal"] = weights
-        self.goal_weights_normalized = weights / weights.sum(-1, keepdim=True)
         self.human_agents: Int64[Tensor, " human"] = torch.tensor(
             list(world.humans), dtype=torch.long, device=self.device
         )

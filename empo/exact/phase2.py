@@ -3,7 +3,9 @@
 At each chunk of states, in the order of THEORY.md: ``Q_r`` (4) from the gathered
 ``V_r`` of the successors and the humans' goal-marginal policies ``pi_bar_h``;
 ``pi_r`` (5); ``V^e_h`` (6) from ``pi_h`` of ``h``, ``pi_bar`` of the other humans and
-``pi_r``; ``X_h`` (7); ``U_r`` (8); ``V_r`` (9). The successor targets of eq. (6) are
+``pi_r``; ``X_h`` (7); ``U_r`` (8); ``V_r`` (9). The goal marginals and eqs. (5),
+(7)-(9) are :func:`empo.theory.goal_marginal_policy` and
+:func:`empo.theory.robot_chain` (given the ``pi_r`` that eq. (6) needed first). The successor targets of eq. (6) are
 gathered and summed over robot actions and outcomes in one sparse product
 (:meth:`~empo.exact.layout.Layout.expected_after_robot`).
 """
@@ -21,10 +23,9 @@ from empo.exact.layout import Layout
 from empo.parameters.theory import TheoryParameters
 from empo.theory import (
     goal_backup,
-    power_x,
-    robot_policy,
-    robot_utility,
-    robot_value,
+    goal_marginal_policy,
+    robot_chain,
+    robot_policy_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -42,13 +43,6 @@ class Phase2Result:
     v_r: Float[Tensor, " state"]
     converged: bool
     iterations: int
-
-
-def goal_marginal_policy(
-    layout: Layout, pi_h: Float[Tensor, "state human goal action"]
-) -> Float[Tensor, "state human action"]:
-    """``pi_bar_h(s) = sum_g w~_h(g) pi_h(s, g)`` with normalised goal weights."""
-    return torch.einsum("shga,hg->sha", pi_h, layout.goal_weights_normalized)
 
 
 def phase2_chunk(
@@ -82,7 +76,7 @@ def phase2_chunk(
     successor_v_r = torch.index_select(table_r, 0, succ.reshape(-1)).view(succ.shape)
     expected_r = torch.where(prob > 0, prob * successor_v_r, 0.0).sum(-1)
     own = torch.index_select(pi_h, 0, ids)
-    marginals = goal_marginal_policy(layout, own)
+    marginals = goal_marginal_policy(own, layout.goal_weights)
     expected_r = layout.contract_humans(
         expected_r.view(L, *layout.human_sizes, A_r), marginals
     )
@@ -91,14 +85,7 @@ def phase2_chunk(
         q_r = theory.gamma_r * expected_r
     else:
         q_r = torch.zeros_like(expected_r)
-    pi_r = robot_policy(
-        q_r,
-        theory.beta_r,
-        robot_mask,
-        eps_q=theory.eps_q,
-        kind=theory.robot_policy.value,
-    )
-    q_r = q_r.masked_fill(~robot_mask, 0.0)
+    pi_r = robot_policy_of(q_r, robot_mask, theory)
     after_robot = layout.expected_after_robot(table_e, succ, prob, pi_r)
     after_robot = after_robot.view(L, *layout.human_sizes, H, G)
     v_e = torch.zeros(L, H, G, dtype=prob.dtype, device=prob.device)
@@ -113,10 +100,8 @@ def phase2_chunk(
             per_action = torch.einsum("lajg,lj->lag", values, others)
         mine = own[:, human, :, :size].transpose(1, 2)
         v_e[:, human] = (per_action * mine).sum(1)
-    x_h = power_x(v_e, layout.goal_weights, theory.zeta)
-    u_r = robot_utility(x_h, theory.xi, theory.eta, theory.eps_x)
-    v_r = robot_value(u_r, pi_r, q_r)
-    return q_r, pi_r, v_e, x_h, u_r, v_r
+    chain = robot_chain(q_r, v_e, robot_mask, layout.goal_weights, theory, pi_r=pi_r)
+    return chain.q_r, pi_r, v_e, chain.x_h, chain.u_r, chain.v_r
 
 
 def solve_phase2(

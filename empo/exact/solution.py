@@ -24,7 +24,7 @@ from tensordict import TensorDict
 from torch import Tensor
 
 from empo.parameters.theory import TheoryParameters
-from empo.theory import joint_action_distribution, power_bits
+from empo.theory import goal_marginal_policy, joint_action_distribution, power_bits
 from empo.worlds.compiled import CompiledWorld
 
 _PHASE1 = ("q_m", "pi_h", "v_m")
@@ -81,8 +81,7 @@ class Solution:
         rows of terminal states are 0.
         """
         world = self.world
-        weights = world.goal_weights / world.goal_weights.sum(-1, keepdim=True)
-        pi_bar = torch.einsum("shga,hg->sha", self["pi_h"], weights)
+        pi_bar = goal_marginal_policy(self["pi_h"], world.goal_weights)
         counts = world.action_counts
         factors = [pi_bar[:, i, : counts[h]] for i, h in enumerate(world.humans)]
         canonical = joint_action_distribution([*factors, self["pi_r"]])

@@ -16,17 +16,16 @@ with ``V_r(s')`` from the critic's target network (``terminal_v_r`` at terminal
 states), and the critic's target is ``v_r(s) = U_r(s) + Σ_a π_r(s)(a) q_r(s, a)``
 (eqs. 8, 9, 12) with ``π_r`` the current actor.
 
-Actor loss. The advantage of ``a_r`` is the target ``U_r(s) + q_r(s, a_r)`` against the
-critic's ``V_r(s)``. Eq. (5) is a power law in ``-Q_r``, so the advantage is measured on
-the log scale that eq. (5) reads, ``A(s, a_r) = -log((-q_r(s,a_r) + ε_Q) /
-(U_r(s) - V_r(s) + ε_Q))``, and each action's log-probability is weighted by
-``exp(β'_r A(s, a_r))``, normalised over the allowed actions (advantage-weighted
-regression). The normalised weights are eq. (5) at the annealed ``β'_r`` applied to
-``q_r(s, ·)`` (the baseline cancels), so the loss, written as the Kullback–Leibler
-divergence from those weights to ``π_r(s)``, is minimised by the power-law policy of
-the theory. (A linear advantage with a plain policy gradient would instead converge
-to the greedy policy, not to eq. (5).) The weights are computed through
-:func:`empo.theory.robot_policy`, so the normalised-Boltzmann variant is covered too.
+Actor loss (THEORY.md, learning-based approximation, phase 2). Eq. (5) is a power law
+in ``-Q_r``, so advantages are measured on its log scale,
+``A(s, a_r) = -log((-q_r(s, a_r) + ε_Q) / (-V_r(s) + ε_Q))``, and each allowed action
+is weighted by ``exp(β'_r A(s, a_r))`` normalised over the allowed actions. The
+baseline ``V_r(s)`` cancels in the normalisation, so the weights are eq. (5) at the
+annealed ``β'_r`` applied to ``q_r(s, ·)``: they are computed as exactly that, through
+:func:`empo.theory.robot_policy_of` (which covers the normalised-Boltzmann variant
+too), and the loss is the Kullback–Leibler divergence from the weights to ``π_r(s)``.
+Its minimiser is the power-law policy of the theory; a plain policy gradient on the
+linear advantage ``v_r(s) − V_r(s)`` would converge to the greedy policy instead.
 """
 
 from __future__ import annotations
@@ -170,7 +169,7 @@ class ActorCriticLoss(Phase2Base):
         unique, inverse = torch.unique(succ, return_inverse=True)
         v_r_next = (prob * self.robot_v(vr_params, unique)[inverse]).sum(-1)
         pi_h = self.pi_h[states]
-        pi_bar = (model.goal_marginal[None, :, :, None] * pi_h).sum(2)
+        pi_bar = theory.goal_marginal_policy(pi_h, model.goal_weights)
         marginals = {agent: pi_bar[:, h] for h, agent in enumerate(model.humans)}
         q_r = self.theory_params.gamma_r * model.robot_marginal(v_r_next, marginals)
         return {
@@ -182,19 +181,27 @@ class ActorCriticLoss(Phase2Base):
             "pi_bar": pi_bar,
         }
 
-    def utility(
-        self, ve_params: TensorDictParams, states: Int64[Tensor, " batch"]
+    def robot_side(
+        self,
+        ve_params: TensorDictParams,
+        states: Int64[Tensor, " batch"],
+        q_r: Float[Tensor, "batch a_r"],
+        pi_r: Float[Tensor, "batch a_r"],
     ) -> dict[str, Tensor]:
-        """``v_e``, ``x_h`` (eq. 7) and ``u_r`` (eq. 8, 0 at terminal states)."""
-        tp = self.theory_params
+        """``v_e`` and the chain of eqs. (7)-(9) under the actor's ``pi_r``
+        (:func:`empo.theory.robot_chain` with a given policy)."""
         v_e = self.goal_values(ve_params, states)
-        x_h = theory.power_x(v_e, self.model.goal_weights, tp.zeta)
-        u_r = theory.robot_utility(x_h.clamp_min(X_FLOOR), tp.xi, tp.eta, tp.eps_x)
-        return {
-            "v_e": v_e,
-            "x_h": x_h,
-            "u_r": u_r.masked_fill(self.model.terminal[states], 0.0),
-        }
+        chain = theory.robot_chain(
+            q_r,
+            v_e,
+            self.model.robot_mask(states),
+            self.model.goal_weights,
+            self.theory_params,
+            pi_r=pi_r,
+            terminal=self.model.terminal[states],
+            x_floor=X_FLOOR,
+        )
+        return {"v_e": v_e, **vars(chain)}
 
     @torch.no_grad()
     def online_values(
@@ -207,17 +214,11 @@ class ActorCriticLoss(Phase2Base):
         terminal states (the exact solver's layout). ``beta_r`` is unused: the actor
         has been trained towards eq. (5) at the annealed ``β'_r``.
         """
-        out = self.utility(self.ve_network_params, states)
         q_r = self.lookahead(
             self.vr_network_params, self.ve_network_params, states, False
         )["q_r"]
         pi_r = self.robot_pi(self.policy_network_params, states)
-        v_r = theory.robot_value(out["u_r"], pi_r, q_r)
-        terminal = self.model.terminal[states]
-        v_r = torch.where(
-            terminal, torch.full_like(v_r, self.theory_params.terminal_v_r), v_r
-        )
-        return {**out, "q_r": q_r, "pi_r": pi_r, "v_r": v_r}
+        return self.robot_side(self.ve_network_params, states, q_r, pi_r)
 
     @torch.no_grad()
     def _targets(self, states: Int64[Tensor, " batch"]) -> tuple[
@@ -227,7 +228,6 @@ class ActorCriticLoss(Phase2Base):
     ]:
         """Targets of ``V^e_h`` (13), ``V_r`` (12 with eqs. 8, 9) and the actor's
         normalised advantage weights (eq. 5 at ``β'_r``)."""
-        tp = self.theory_params
         step = self.lookahead(
             self.target_vr_network_params,
             self.target_ve_network_params,
@@ -243,16 +243,11 @@ class ActorCriticLoss(Phase2Base):
             step["pi_bar"],
             pi_r,
         )
-        u_r = self.utility(self.target_ve_network_params, states)["u_r"]
-        v_target = theory.robot_value(u_r, pi_r, step["q_r"])
-        weights = theory.robot_policy(
-            step["q_r"],
-            self.beta_r,
-            self.model.robot_mask(states),
-            eps_q=tp.eps_q,
-            kind=tp.robot_policy.value,
+        here = self.robot_side(self.target_ve_network_params, states, step["q_r"], pi_r)
+        weights = theory.robot_policy_of(
+            step["q_r"], self.model.robot_mask(states), self.theory_params, self.beta_r
         )
-        return ve_target, v_target, weights
+        return ve_target, here["v_r"], weights
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """Losses ``loss_v_e``, ``loss_v_r`` and ``loss_pi_r``."""

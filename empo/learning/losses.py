@@ -479,28 +479,19 @@ class Phase2Loss(Phase2Base):
         ``q_r``, ``pi_r`` and ``u_r`` are 0 at terminal states, where
         ``v_r = terminal_v_r`` (the exact solver's layout).
         """
-        tp = self.theory_params
         model = self.model
         v_e = self.goal_values(ve_params, states)
-        x_h = theory.power_x(v_e, model.goal_weights, tp.zeta)
-        u_r = theory.robot_utility(x_h.clamp_min(X_FLOOR), tp.xi, tp.eta, tp.eps_x)
-        mask = model.robot_mask(states)
-        q_r = self.robot_q(qr_params, states) * mask
-        pi_r = theory.robot_policy(
-            q_r, beta_r, mask, eps_q=tp.eps_q, kind=tp.robot_policy.value
+        chain = theory.robot_chain(
+            self.robot_q(qr_params, states),
+            v_e,
+            model.robot_mask(states),
+            model.goal_weights,
+            self.theory_params,
+            beta_r=beta_r,
+            terminal=model.terminal[states],
+            x_floor=X_FLOOR,
         )
-        terminal = model.terminal[states]
-        u_r = u_r.masked_fill(terminal, 0.0)
-        v_r = theory.robot_value(u_r, pi_r, q_r)
-        v_r = torch.where(terminal, torch.full_like(v_r, tp.terminal_v_r), v_r)
-        return {
-            "v_e": v_e,
-            "x_h": x_h,
-            "u_r": u_r,
-            "q_r": q_r,
-            "pi_r": pi_r,
-            "v_r": v_r,
-        }
+        return {"v_e": v_e, **vars(chain)}
 
     def _targets(
         self, states: Int64[Tensor, " batch"]
@@ -517,11 +508,9 @@ class Phase2Loss(Phase2Base):
         )
         mask_r = model.robot_mask(states)
         q_here = self.robot_q(self.target_qr_network_params, states) * mask_r
-        pi_r = theory.robot_policy(
-            q_here, self.beta_r, mask_r, eps_q=tp.eps_q, kind=tp.robot_policy.value
-        )
+        pi_r = theory.robot_policy_of(q_here, mask_r, tp, self.beta_r)
         pi_h = self.pi_h[states]
-        pi_bar = (model.goal_marginal[None, :, :, None] * pi_h).sum(2)
+        pi_bar = theory.goal_marginal_policy(pi_h, model.goal_weights)
         v_r_next = (prob * nxt["v_r"][inverse]).sum(-1)
         marginals = {agent: pi_bar[:, h] for h, agent in enumerate(model.humans)}
         q_target = tp.gamma_r * model.robot_marginal(v_r_next, marginals)
@@ -544,12 +533,9 @@ class Phase2Loss(Phase2Base):
         self, states: Int64[Tensor, " batch"], beta_r: float
     ) -> Float[Tensor, "batch a_r"]:
         """Robot policy of the rollouts: eq. (5) at ``beta_r``, online ``Q_r``."""
-        tp = self.theory_params
         mask_r = self.model.robot_mask(states)
-        q_r = self.robot_q(self.qr_network_params, states) * mask_r
-        return theory.robot_policy(
-            q_r, beta_r, mask_r, eps_q=tp.eps_q, kind=tp.robot_policy.value
-        )
+        q_r = self.robot_q(self.qr_network_params, states)
+        return theory.robot_policy_of(q_r, mask_r, self.theory_params, beta_r)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """Losses ``loss_v_e`` (squared error) and ``loss_q_r`` (in ``log(-Q_r)``).

@@ -74,8 +74,6 @@ class TransitionModel:
         self.goal_membership = world.goal_membership.to(dev)
         self.goal_weights = world.goal_weights.to(dev, torch.float32)
         self.goal_mask = self.goal_weights > 0
-        weights = self.goal_weights
-        self.goal_marginal = weights / weights.sum(-1, keepdim=True).clamp_min(1e-30)
         self.initial_state = int(world.initial_state)
         self.rest_action = torch.tensor(
             [

@@ -106,7 +106,7 @@ class LearnedSolution:
     def joint_policy(self) -> Float[Tensor, "state joint"]:
         """Joint action distribution: goal-marginal ``π̄_h`` per human and ``π_r``."""
         model = TransitionModel(self.world, self.phase1["pi_h"].device)
-        pi_bar = (model.goal_marginal[None, :, :, None] * self.phase1["pi_h"]).sum(2)
+        pi_bar = theory.goal_marginal_policy(self.phase1["pi_h"], model.goal_weights)
         factors = {agent: pi_bar[:, h] for h, agent in enumerate(model.humans)}
         return model.joint_weights(factors, self.phase2["pi_r"])
 

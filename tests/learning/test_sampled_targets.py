@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from empo import Parameters
+from empo import Parameters, theory
 from empo.exact import solve
 from empo.learning.sampled import (
     CompiledRows,
@@ -76,7 +76,7 @@ def test_phase2_targets_are_unbiased_for_eqs_4_and_6(solved) -> None:
     model, exact = solved
     world = exact.world
     p1, p2 = exact.phase1, exact.phase2
-    pi_bar = (model.goal_marginal[None, :, :, None] * p1["pi_h"]).sum(2)
+    pi_bar = theory.goal_marginal_policy(p1["pi_h"], model.goal_weights)
 
     def successor_values(rows: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"v_e": p2["v_e"][rows[:, 0]], "v_r": p2["v_r"][rows[:, 0]]}

@@ -211,7 +211,7 @@ def phase2_target(
     backup = theory.goal_backup(model.in_goal(unique), nxt["v_e"], gamma_h)
     expected = (prob[..., None, None] * backup[inverse]).sum(3)
     robot_part = (pi_r[:, None, :, None, None] * expected).sum(2)
-    pi_bar = (model.goal_marginal[None, :, :, None] * pi_h).sum(2)
+    pi_bar = theory.goal_marginal_policy(pi_h, model.goal_weights)
     index = profiles[:, :, :, None, None].expand(b, m, n_h, pi_h.shape[2], 1)
     own = torch.gather(pi_h[:, None].expand(b, m, *pi_h.shape[1:]), 4, index)[..., 0]
     marginal = torch.gather(
@@ -387,30 +387,22 @@ class SampledPhase2Loss(LossModule):
         """``v_e, x_h, u_r, q_r, pi_r, v_r`` at ``rows`` (eqs. 5, 7-9); ``q_r``,
         ``pi_r``, ``u_r`` and ``v_e`` are 0 and ``v_r = terminal_v_r`` at terminal
         rows (the exact solver's layout)."""
-        tp = self.theory_params
         model = self.model
         terminal = model.terminal(rows)
         with ve_params.to_module(self.ve_network):
             v_e = self.ve_network.module(rows).clamp(0.0, 1.0)
         v_e = v_e * ~terminal[:, None, None]
-        x_h = theory.power_x(v_e, model.goal_weights, tp.zeta)
-        u_r = theory.robot_utility(x_h.clamp_min(X_FLOOR), tp.xi, tp.eta, tp.eps_x)
-        mask = model.robot_mask(rows)
-        q_r = -torch.exp(self._log_neg_q(qr_params, rows)) * mask
-        pi_r = theory.robot_policy(
-            q_r, beta_r, mask, eps_q=tp.eps_q, kind=tp.robot_policy.value
+        chain = theory.robot_chain(
+            -torch.exp(self._log_neg_q(qr_params, rows)),
+            v_e,
+            model.robot_mask(rows),
+            model.goal_weights,
+            self.theory_params,
+            beta_r=beta_r,
+            terminal=terminal,
+            x_floor=X_FLOOR,
         )
-        u_r = u_r.masked_fill(terminal, 0.0)
-        v_r = theory.robot_value(u_r, pi_r, q_r)
-        v_r = torch.where(terminal, torch.full_like(v_r, tp.terminal_v_r), v_r)
-        return {
-            "v_e": v_e,
-            "x_h": x_h,
-            "u_r": u_r,
-            "q_r": q_r,
-            "pi_r": pi_r,
-            "v_r": v_r,
-        }
+        return {"v_e": v_e, **vars(chain)}
 
     @torch.no_grad()
     def online_values(self, rows: Rows, beta_r: float) -> dict[str, Tensor]:
@@ -422,12 +414,9 @@ class SampledPhase2Loss(LossModule):
     @torch.no_grad()
     def acting_policy(self, rows: Rows, beta_r: float) -> Float[Tensor, "batch a_r"]:
         """Robot policy of the rollouts: eq. (5) at ``beta_r`` from the online ``Q_r``."""
-        tp = self.theory_params
         mask = self.model.robot_mask(rows)
-        q_r = -torch.exp(self._log_neg_q(self.qr_network_params, rows)) * mask
-        return theory.robot_policy(
-            q_r, beta_r, mask, eps_q=tp.eps_q, kind=tp.robot_policy.value
-        )
+        q_r = -torch.exp(self._log_neg_q(self.qr_network_params, rows))
+        return theory.robot_policy_of(q_r, mask, self.theory_params, beta_r)
 
     @torch.no_grad()
     def targets(
@@ -437,7 +426,7 @@ class SampledPhase2Loss(LossModule):
         model = self.model
         tp = self.theory_params
         pi_h = self.human_policy(rows)
-        pi_bar = (model.goal_marginal[None, :, :, None] * pi_h).sum(2)
+        pi_bar = theory.goal_marginal_policy(pi_h, model.goal_weights)
         pi_bar = torch.where(
             pi_bar.sum(-1, keepdim=True) > 0, pi_bar, torch.ones_like(pi_bar)
         )

@@ -125,8 +125,6 @@ class RowModel:
         self.goal_weights = world.goal_weights.to(dev, torch.float32)
         self.num_goals = int(self.goal_weights.shape[1])
         self.goal_mask = self.goal_weights > 0
-        total = self.goal_weights.sum(-1, keepdim=True).clamp_min(1e-30)
-        self.goal_marginal = self.goal_weights / total
         self.rest_action = torch.tensor(
             [
                 -1 if world.rest_action[i] is None else int(world.rest_action[i])

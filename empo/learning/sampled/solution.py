@@ -19,6 +19,7 @@ from jaxtyping import Float, Int64
 from tensordict import TensorDict
 from torch import Tensor, nn
 
+from empo import theory
 from empo.learning.sampled.row_model import CompiledRows, RowModel
 from empo.learning.trainer import LearnedSolution
 from empo.worlds.compiled import CompiledWorld
@@ -143,7 +144,7 @@ class SampledSolution:
             if bool(model.terminal(row)[0]):
                 break
             pi_h = self.phase1_values(row)["pi_h"]
-            pi_bar = (model.goal_marginal[None, :, :, None] * pi_h).sum(2)
+            pi_bar = theory.goal_marginal_policy(pi_h, model.goal_weights)
             robot = self.pi_r(row).argmax(-1)
             profile = model.profiles(pi_bar.argmax(-1), robot)
             succ, prob = model.successors(row, profile[:, None])
