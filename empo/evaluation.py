@@ -20,29 +20,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int64
-from tensordict import TensorDictBase
 from torch import Tensor
 
 from empo.parameters import EvaluationParameters
-from empo.theory import power_bits
+from empo.solution import Solution, SolutionTables, robot_action_parts
+from empo.theory import goal_marginal_policy, power_bits
+from empo.worlds.base import WorldModel
 from empo.worlds.compiled import CompiledWorld
 
 CYCLIC_HORIZON = 100
 """Horizon used for cyclic worlds when ``evaluation.horizon`` is ``None``."""
-
-
-class SolvedWorld(Protocol):
-    """What :func:`evaluate` needs of a solution (the exact solver's ``Solution``)."""
-
-    world: CompiledWorld
-    phase2: TensorDictBase
-
-    def joint_policy(self) -> Float[Tensor, "state joint"]:
-        """Probabilities of joint actions under ``π_r`` and ``π̄_h``."""
 
 
 @dataclass
@@ -317,7 +308,7 @@ def _sample(
 
 
 def evaluate(
-    solution: SolvedWorld,
+    solution: SolutionTables,
     evaluation: EvaluationParameters,
     gamma_r: float,
     terminal_v_r: float,
@@ -328,8 +319,8 @@ def evaluate(
     Parameters
     ----------
     solution
-        Has ``world``, ``phase2`` (keys ``x_h [S, H]``, ``u_r [S]``, ``v_r [S]``)
-        and ``joint_policy()``.
+        The solution on every state of its compiled world (``phase2`` keys
+        ``x_h [S, H]``, ``u_r [S]``, ``v_r [S]``).
     evaluation
         Horizon and number of sampled rollouts.
     gamma_r, terminal_v_r
@@ -404,3 +395,50 @@ def evaluate(
         discounted_return=discounted,
         sampled=sampled,
     )
+
+
+def most_likely_rollout(
+    model: WorldModel, solution: Solution, max_steps: int = 1000
+) -> tuple[Int64[Tensor, "step dim"], Int64[Tensor, "step agent"]]:
+    """The most likely rollout of any solution on state rows, from the first initial
+    state: every human plays the most likely action of its goal-marginal policy
+    ``π̄_h`` (eq. 4), the robots the most likely joint action of ``π_r`` (eq. 5), and
+    the most likely successor is followed, until a terminal state or ``max_steps``.
+
+    Parameters
+    ----------
+    model
+        The world model whose rows the solution reads.
+    solution
+        Any solution.
+    max_steps
+        Largest number of steps.
+
+    Returns
+    -------
+    tuple
+        ``[T + 1, dim]`` rows and ``[T, agent]`` per-agent actions.
+    """
+    row = model.initial_states()[:1].to(torch.int64)
+    counts = tuple(len(names) for names in model.action_names)
+    parts = robot_action_parts(counts, tuple(model.robots))
+    weights = model.goal_weights.to(torch.float64)
+    n_goals = weights.shape[1]
+    goals = torch.arange(n_goals)[:, None].expand(n_goals, len(model.humans))
+    rows, actions = [row], []
+    for _ in range(max_steps):
+        if bool(model.is_terminal(row)[0]):
+            break
+        pi_h = solution.human_probs(row.expand(n_goals, -1), goals).cpu().double()
+        pi_bar = goal_marginal_policy(pi_h.transpose(0, 1), weights)
+        profile = torch.zeros(1, len(counts), dtype=torch.int64)
+        profile[0, list(model.humans)] = pi_bar.argmax(-1)
+        robot = int(solution.robot_probs(row).argmax(-1)[0])
+        profile[0, list(model.robots)] = parts[robot]
+        succ, prob = model.transitions(row, profile.to(row.device))
+        row = succ[:, prob[0].argmax()]
+        rows.append(row)
+        actions.append(profile)
+    if not actions:
+        return torch.cat(rows), torch.zeros(0, len(counts), dtype=torch.int64)
+    return torch.cat(rows), torch.cat(actions)

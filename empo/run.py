@@ -39,12 +39,21 @@ from typing import Any, Mapping
 
 import torch
 
-from empo.evaluation import Evaluation, evaluate, json_number
+from empo.evaluation import Evaluation, evaluate, json_number, most_likely_rollout
 from empo.parameters import Parameters, SolverKind
+from empo.solution import Solution, SolutionTables
+from empo.theory import power_bits
 from empo.utils.run_dir import create_run_dir, default_run_name
 from empo.utils.seeding import generator, seed_everything, solution_digest
 from empo.utils.wandb_logging import WandbMode, WandbTracker, parse_mode
+from empo.worlds.capabilities import (
+    DescribesStates,
+    DrawsPowerMaps,
+    RendersStates,
+    WritesAnimations,
+)
 from empo.worlds.registry import build_world, compile_any
+from empo.worlds.rows import world_model
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +145,7 @@ def _flat_numbers(prefix: str, data: Any) -> dict[str, Any]:
 
 
 def _draw(
-    world: Any, solution: Any, evaluation: Evaluation, run_dir: Path
+    world: Any, solution: SolutionTables, evaluation: Evaluation, run_dir: Path
 ) -> tuple[dict[str, Path], dict[str, Path]]:
     """Plots of the evaluation, plus the world's own pictures where it offers them."""
     from empo.utils.plots import (  # matplotlib is imported only when drawing
@@ -156,7 +165,7 @@ def _draw(
     }
     videos: dict[str, Path] = {}
     compiled = solution.world
-    if hasattr(world, "power_heatmap"):
+    if isinstance(world, DrawsPowerMaps):
         w_h = torch.log2(solution.phase2["x_h"])
         path = torch.tensor(evaluation.trajectory, device=w_h.device)
         total = w_h[path].sum(1).masked_fill(compiled.terminal[path], -math.inf)
@@ -173,7 +182,7 @@ def _draw(
                     f"$W_h$ of {name} [bits], {where}",
                     run_dir / f"{key}.png",
                 )
-    if hasattr(world, "render_state"):
+    if isinstance(world, RendersStates):
         rows = (
             compiled.state_table
             if compiled.state_table is not None
@@ -184,16 +193,14 @@ def _draw(
     return images, videos
 
 
-def _sampled_rollout(world: Any, learned: Any, run_dir: Path) -> dict[str, Path]:
+def _sampled_rollout(world: Any, learned: Solution, run_dir: Path) -> dict[str, Path]:
     """``trajectory.json`` (and ``rollout.gif`` where the world draws) of the most
     likely rollout of a solution learned without enumerating the world."""
-    rows, actions = learned.greedy_rollout()
-    names = world.action_names
-    compiled = getattr(learned.model.world, "compiled", None)
-    if hasattr(world, "describe"):
+    model = world_model(world)
+    rows, actions = most_likely_rollout(model, learned)
+    names = model.action_names
+    if isinstance(world, DescribesStates):
         labels = [world.describe(row) for row in rows]
-    elif compiled is not None:
-        labels = [compiled.state_name(int(row[0])) for row in rows]
     else:
         labels = [str(row.tolist()) for row in rows]
     _write_json(
@@ -202,12 +209,12 @@ def _sampled_rollout(world: Any, learned: Any, run_dir: Path) -> dict[str, Path]
             "states": rows.tolist(),
             "labels": labels,
             "actions": [
-                {world.agents[i]: names[i][int(a)] for i, a in enumerate(step)}
+                {model.agents[i]: names[i][int(a)] for i, a in enumerate(step)}
                 for step in actions
             ],
         },
     )
-    if not hasattr(world, "save_gif"):
+    if not isinstance(world, WritesAnimations):
         return {}
     return {"rollout": world.save_gif(list(rows), run_dir / "rollout.gif")}
 
@@ -271,22 +278,27 @@ def _solve(
             exact=exact,
         )
         metrics["time/learned_s"] = time.perf_counter() - start
-        metrics.update(_flat_numbers("learned", getattr(learned, "stats", {})))
-        tables = learned
-        if hasattr(learned, "on_compiled"):
-            metrics["learned/V_r(s0)"] = json_number(learned.v_r_s0)
-            for h, bits in enumerate(learned.w_h_s0):
-                agent = learned.model.world.agents[learned.model.humans[h]]
-                metrics[f"learned/W_h(s0)/{agent}"] = json_number(bits)
-            tables = learned.on_compiled(exact.world) if exact is not None else None
-        if hasattr(tables, "phase1") and hasattr(tables, "phase2"):
+        metrics.update(_flat_numbers("learned", learned.stats))
+        metrics.update(_s0_metrics(world, learned))
+        tables = learned.tabulate(exact.world if exact is not None else None)
+        if tables is not None:
             _save_tensors(tables, run_dir / "solution_learned.pt")
     if params.solver is SolverKind.BOTH:
-        comparison = _compare()(tables, exact)
-        data = comparison.to_dict() if hasattr(comparison, "to_dict") else comparison
+        data = _compare()(tables, exact)
         _write_json(run_dir / "comparison.json", data)
         metrics.update(_flat_numbers("comparison", data))
     return exact, learned
+
+
+def _s0_metrics(world: Any, learned: Solution) -> dict[str, Any]:
+    """``learned/V_r(s0)`` and ``learned/W_h(s0)/<human>`` (bits, eq. 10)."""
+    model = world_model(world)
+    s0 = model.initial_states()[:1]
+    out = {"learned/V_r(s0)": json_number(float(learned.robot_values(s0)[0]))}
+    bits = power_bits(learned.human_power(s0)[0].double())
+    for h, agent in enumerate(model.humans):
+        out[f"learned/W_h(s0)/{model.agents[agent]}"] = json_number(float(bits[h]))
+    return out
 
 
 def run_experiment(
@@ -360,12 +372,13 @@ def run_experiment(
             params, world, target, progress, tracker, run_dir, metrics
         )
         solution = exact if exact is not None else learned
+        tables = solution.tabulate()
         evaluation = None
         images: dict[str, Path] = {}
         videos: dict[str, Path] = {}
-        if hasattr(solution, "joint_policy") and hasattr(solution, "world"):
+        if tables is not None:
             evaluation = evaluate(
-                solution,
+                tables,
                 params.evaluation,
                 params.theory.gamma_r,
                 params.theory.terminal_v_r,
@@ -380,8 +393,8 @@ def run_experiment(
                     "actions": evaluation.trajectory_actions,
                 },
             )
-            images, videos = _draw(world, solution, evaluation, run_dir)
-        elif hasattr(solution, "greedy_rollout"):
+            images, videos = _draw(world, tables, evaluation, run_dir)
+        else:
             videos = _sampled_rollout(world, solution, run_dir)
         metrics["status"] = "completed"
         metrics["duration_s"] = time.perf_counter() - start

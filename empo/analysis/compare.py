@@ -105,7 +105,7 @@ def compare(learned: Any, exact: Any, discount: float = 1.0) -> dict[str, float]
         ``v_e``, ``x_h``, ``v_r``) on the same compiled world, e.g.
         :class:`empo.learning.LearnedSolution`.
     exact
-        The exact :class:`~empo.exact.Solution` (with ``world`` and
+        The exact :class:`~empo.exact.ExactSolution` (with ``world`` and
         ``joint_policy()``).
     discount
         Discount of the visit counts (see :func:`visitation`).

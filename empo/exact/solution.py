@@ -1,6 +1,6 @@
 """The result of the exact solver, with tensor and label-level access.
 
-:class:`Solution` keeps the two phases as TensorDicts with batch size ``[S]``
+:class:`ExactSolution` keeps the two phases as TensorDicts with batch size ``[S]``
 (DESIGN.md, "Solutions"): ``phase1`` holds ``q_m``, ``pi_h`` ``[S, H, G, A_h]`` and
 ``v_m`` ``[S, H, G]``; ``phase2`` holds ``q_r``, ``pi_r`` ``[S, A_r]``, ``v_e``
 ``[S, H, G]``, ``x_h`` ``[S, H]``, ``u_r`` and ``v_r`` ``[S]``. Robot joint actions are
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable
 
 import torch
-from jaxtyping import Float
 from tensordict import TensorDict
 from torch import Tensor
 
 from empo.parameters.theory import TheoryParameters
-from empo.theory import goal_marginal_policy, joint_action_distribution, power_bits
+from empo.solution import TabulatedSolution
+from empo.theory import joint_action_distribution, power_bits
 from empo.worlds.compiled import CompiledWorld
 
 _PHASE1 = ("q_m", "pi_h", "v_m")
@@ -32,8 +32,11 @@ _PHASE2 = ("q_r", "pi_r", "v_e", "x_h", "u_r", "v_r")
 
 
 @dataclass
-class Solution:
+class ExactSolution(TabulatedSolution):
     """Exact solution of both phases on a compiled world.
+
+    Implements the :class:`empo.solution.Solution` protocol through
+    :class:`~empo.solution.TabulatedSolution` (rows looked up in ``world``).
 
     Parameters
     ----------
@@ -58,6 +61,15 @@ class Solution:
     iterations: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def stats(self) -> dict[str, float]:
+        """Per phase, iterations and seconds of the solve (``"phase1/iterations"``,
+        ...)."""
+        return {
+            **{f"{p}/iterations": float(n) for p, n in self.iterations.items()},
+            **{f"{p}/seconds": float(t) for p, t in self.seconds.items()},
+        }
+
     def __getitem__(self, key: str) -> Tensor:
         """Any solution tensor by key (``"q_m"``, ``"pi_r"``, ...)."""
         if key in _PHASE1:
@@ -73,22 +85,6 @@ class Solution:
         if len(names) == 1:
             return tuple(names[0])
         return tuple(itertools.product(*names))
-
-    def joint_policy(self) -> Float[Tensor, "state joint"]:
-        """Probability of each joint action (world order) under ``prod_h pi_bar_h x pi_r``.
-
-        ``pi_bar_h`` is the goal-marginal human policy (normalised goal weights);
-        rows of terminal states are 0.
-        """
-        world = self.world
-        pi_bar = goal_marginal_policy(self["pi_h"], world.goal_weights)
-        counts = world.action_counts
-        factors = [pi_bar[:, i, : counts[h]] for i, h in enumerate(world.humans)]
-        canonical = joint_action_distribution([*factors, self["pi_r"]])
-        order = (*world.humans, *world.robots)
-        shape = (world.num_states, *(counts[a] for a in order))
-        inverse = [0] + [1 + order.index(a) for a in range(len(counts))]
-        return canonical.view(shape).permute(inverse).reshape(world.num_states, -1)
 
     def state_id(self, state: Hashable | int | Tensor) -> int:
         """State id of a label, a ``state_table`` row or an id."""
@@ -211,7 +207,7 @@ def make_tensordict(values: dict[str, Tensor], num_states: int) -> TensorDict:
     return TensorDict(values, batch_size=[num_states], device=device)
 
 
-def infinite_utility_states(solution: Solution) -> Tensor:
+def infinite_utility_states(solution: ExactSolution) -> Tensor:
     """Ids of non-terminal states where ``U_r = -inf`` (some ``X_h + eps_X = 0``)."""
     bad = torch.isinf(solution["u_r"]) & ~solution.world.terminal
     return torch.nonzero(bad).flatten()

@@ -21,7 +21,7 @@ from empo.exact.human_model import HumanModel
 from empo.exact.layout import Layout
 from empo.exact.phase1 import solve_phase1
 from empo.exact.phase2 import solve_phase2
-from empo.exact.solution import Solution, infinite_utility_states, make_tensordict
+from empo.exact.solution import ExactSolution, infinite_utility_states, make_tensordict
 from empo.parameters.theory import TheoryParameters
 from empo.worlds.compiled import CompiledWorld
 from empo.worlds.registry import compile_any
@@ -105,7 +105,7 @@ def solve(
     chunk_size: int | None = None,
     allow_unconverged: bool = False,
     check_world: bool = True,
-) -> Solution:
+) -> ExactSolution:
     """Solve phases 1 and 2 exactly.
 
     Parameters
@@ -126,13 +126,13 @@ def solve(
         (:data:`CHUNK_MEMORY_BYTES`).
     allow_unconverged
         Return an unconverged cyclic solution (with a warning, marked in
-        ``Solution.converged``) instead of raising :class:`NotConvergedError`.
+        ``ExactSolution.converged``) instead of raising :class:`NotConvergedError`.
     check_world
         Run :meth:`CompiledWorld.validate` first (costs time on huge worlds).
 
     Returns
     -------
-    Solution
+    ExactSolution
         Both phases' tensors with label-level accessors.
 
     Raises
@@ -173,7 +173,7 @@ def solve(
             "phase 2", second.converged, second.iterations, allow_unconverged
         )
     S = compiled.num_states
-    solution = Solution(
+    solution = ExactSolution(
         world=compiled,
         theory=theory,
         phase1=make_tensordict(

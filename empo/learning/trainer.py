@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int64
+from jaxtyping import Int64
 from tensordict import TensorDict
 from torch import Tensor, nn
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
@@ -55,6 +55,7 @@ from empo.learning.modules import (
 )
 from empo.learning.schedules import annealed_beta, linear_epsilon
 from empo.learning.shaping import goal_distance_potential
+from empo.solution import TabulatedSolution
 from empo.worlds.compiled import CompiledWorld
 
 if TYPE_CHECKING:
@@ -76,8 +77,11 @@ _EVAL_CHUNK = 1024
 
 
 @dataclass
-class LearnedSolution:
+class LearnedSolution(TabulatedSolution):
     """The learned solution, laid out like the exact one (DESIGN.md, "Solutions").
+
+    Implements the :class:`empo.solution.Solution` protocol through
+    :class:`~empo.solution.TabulatedSolution`.
 
     Attributes
     ----------
@@ -102,13 +106,6 @@ class LearnedSolution:
     phase2: TensorDict
     networks: dict[str, nn.Module] = field(repr=False)
     stats: dict[str, float] = field(default_factory=dict)
-
-    def joint_policy(self) -> Float[Tensor, "state joint"]:
-        """Joint action distribution: goal-marginal ``π̄_h`` per human and ``π_r``."""
-        model = TransitionModel(self.world, self.phase1["pi_h"].device)
-        pi_bar = theory.goal_marginal_policy(self.phase1["pi_h"], model.goal_weights)
-        factors = {agent: pi_bar[:, h] for h, agent in enumerate(model.humans)}
-        return model.joint_weights(factors, self.phase2["pi_r"])
 
 
 class PhaseRunner:

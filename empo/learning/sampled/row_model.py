@@ -1,7 +1,7 @@
 """A world model seen through batches of state *rows*, never enumerated.
 
 :class:`RowModel` wraps any :class:`~empo.worlds.base.WorldModel` (or, through
-:class:`CompiledRows`, a compiled world whose rows are its state ids) and answers what
+:class:`~empo.worlds.rows.CompiledRows`, a compiled world whose rows are its state ids) and answers what
 the sampled learned solver needs for a batch of integer state rows: terminal flags,
 per-agent action masks, goal membership, the successors of given per-agent action
 profiles (all of them with their probabilities, or one drawn per profile), and the
@@ -21,66 +21,9 @@ from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
 from empo.worlds.base import WorldModel
-from empo.worlds.compiled import CompiledWorld
+from empo.worlds.rows import CompiledRows
 
 __all__ = ["CompiledRows", "RowModel"]
-
-
-class CompiledRows:
-    """A compiled world as a :class:`~empo.worlds.base.WorldModel` whose rows are
-    ``[state_id]`` (for tabular worlds that the sampled solver is asked to train on).
-
-    Parameters
-    ----------
-    world
-        The compiled world.
-    """
-
-    def __init__(self, world: CompiledWorld):
-        self.compiled = world
-        self.agents = tuple(world.agents)
-        self.humans = tuple(world.humans)
-        self.robots = tuple(world.robots)
-        self.action_names = tuple(tuple(n) for n in world.action_names)
-        self.rest_action = tuple(world.rest_action)
-        self.state_dim = 1
-        self.max_outcomes = int(world.successors.shape[2])
-        self.goal_names = tuple(tuple(n) for n in world.goal_names)
-        self.goal_weights = world.goal_weights
-        self._counts = tuple(len(n) for n in world.action_names)
-
-    def initial_states(self) -> Int64[Tensor, "1 1"]:
-        """The compiled initial state id as a one-column row."""
-        return torch.tensor([[int(self.compiled.initial_state)]])
-
-    def is_terminal(self, states: Int64[Tensor, "batch 1"]) -> Bool[Tensor, " batch"]:
-        """Terminal flags of the state ids."""
-        return self.compiled.terminal.to(states.device)[states[:, 0]]
-
-    def action_mask(
-        self, states: Int64[Tensor, "batch 1"]
-    ) -> Bool[Tensor, "batch agent max_action"]:
-        """Allowed actions per agent."""
-        return self.compiled.action_mask.to(states.device)[states[:, 0]]
-
-    def transitions(
-        self, states: Int64[Tensor, "batch 1"], actions: Int64[Tensor, "batch agent"]
-    ) -> tuple[Int64[Tensor, "batch k 1"], Float[Tensor, "batch k"]]:
-        """Successor ids and probabilities of each (state, per-agent action) pair."""
-        joint = torch.zeros_like(actions[:, 0])
-        for agent, count in enumerate(self._counts):
-            joint = joint * count + actions[:, agent]
-        ids = states[:, 0]
-        succ = self.compiled.successors.to(states.device)[ids, joint]
-        prob = self.compiled.probabilities.to(states.device)[ids, joint]
-        return succ[..., None], prob
-
-    def goal_membership(
-        self, states: Int64[Tensor, "batch 1"]
-    ) -> Bool[Tensor, "batch human goal"]:
-        """Goal membership of the state ids."""
-        membership = self.compiled.goal_membership.to(states.device)
-        return membership.permute(2, 0, 1)[states[:, 0]]
 
 
 class RowModel:

@@ -73,6 +73,34 @@ class SampledSolution:
             rows.to(self.model.device), self.beta_r
         )
 
+    def robot_probs(self, rows: Rows) -> Float[Tensor, "batch a_r"]:
+        """Robot policy ``π_r(s)`` over joint robot actions (eq. 5)."""
+        return self.pi_r(rows)
+
+    @torch.no_grad()
+    def human_probs(
+        self, rows: Rows, goals: Int64[Tensor, "batch human"]
+    ) -> Float[Tensor, "batch human action"]:
+        """``π_h(s, g_h)`` of each human for its goal index (eq. 2)."""
+        pi_h = self.phase1_values(rows)["pi_h"]
+        index = goals.to(pi_h.device)[:, :, None, None]
+        return pi_h.gather(2, index.expand(-1, -1, 1, pi_h.shape[-1])).squeeze(2)
+
+    def human_power(self, rows: Rows) -> Float[Tensor, "batch human"]:
+        """``X_h(s)`` (eq. 7)."""
+        return self.x_h(rows)
+
+    def robot_values(self, rows: Rows) -> Float[Tensor, " batch"]:
+        """``V_r(s)`` (eq. 9)."""
+        return self.v_r(rows)
+
+    def tabulate(self, world: CompiledWorld | None = None) -> LearnedSolution | None:
+        """:meth:`on_compiled` of ``world``, or of the compiled world trained on
+        (``None`` when the world was not compiled)."""
+        if world is None and isinstance(self.model.world, CompiledRows):
+            world = self.model.world.compiled
+        return None if world is None else self.on_compiled(world)
+
     def pi_r(self, rows: Rows) -> Float[Tensor, "batch a_r"]:
         """Robot policy ``π_r(s)`` over joint robot actions (eq. 5)."""
         return self.phase2_values(rows)["pi_r"]

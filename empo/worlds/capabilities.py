@@ -1,0 +1,56 @@
+"""Optional abilities of a world object, as protocols checked with ``isinstance``.
+
+Beyond :class:`~empo.worlds.base.WorldModel`, a world may draw its states, describe
+them in words, write its own animations or draw a map of the humans' power.
+``run.py`` asks for an ability through these protocols, never by attribute name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+from jaxtyping import Float, Int64
+from torch import Tensor
+
+__all__ = ["DescribesStates", "DrawsPowerMaps", "RendersStates", "WritesAnimations"]
+
+
+@runtime_checkable
+class RendersStates(Protocol):
+    """A world that draws one state row as an RGB image."""
+
+    def render_state(self, state: Int64[Tensor, " dim"]) -> np.ndarray:
+        """``[height, width, 3]`` uint8 picture of the state."""
+
+
+@runtime_checkable
+class DescribesStates(Protocol):
+    """A world that describes one state row in words."""
+
+    def describe(self, state: Int64[Tensor, " dim"]) -> str:
+        """A short readable description of the state."""
+
+
+@runtime_checkable
+class WritesAnimations(Protocol):
+    """A world that writes an animation of a sequence of state rows itself."""
+
+    def save_gif(self, states: Sequence[Int64[Tensor, " dim"]], path: Path) -> Path:
+        """Write the animation to ``path`` and return it."""
+
+
+@runtime_checkable
+class DrawsPowerMaps(Protocol):
+    """A world that lays the humans' power ``W_h`` (eq. 10) out as a map."""
+
+    def power_heatmap(
+        self,
+        compiled: Any,
+        w_h: Float[Tensor, "state human"],
+        human: int,
+        reference_state: int,
+    ) -> np.ndarray:
+        """Per map cell, ``W_h`` of ``human`` were it there, other things as in
+        ``reference_state``."""
