@@ -65,7 +65,7 @@ def test_default_run_writes_a_complete_run_directory(tmp_path: Path) -> None:
         assert metrics[f"robot_policy_s0/{name}"] == pytest.approx(p, abs=1e-12)
     w_h = torch.log2(solution.phase2["x_h"][s0, 0]).item()
     assert metrics["w_h/human/s0"] == pytest.approx(w_h)
-    saved = torch.load(result.run_dir / "solution.pt")
+    saved = torch.load(result.run_dir / "solution.pt", weights_only=True)
     assert torch.equal(saved["phase2"]["v_r"], solution.phase2["v_r"].cpu())
     assert torch.equal(saved["phase1"]["pi_h"], solution.phase1["pi_h"].cpu())
     assert metrics["solution_sha256"] == solution_digest(saved)
@@ -84,7 +84,8 @@ def test_same_parameters_give_bit_identical_solutions(tmp_path: Path) -> None:
     second = run(tmp_path, params)
     assert first.run_dir != second.run_dir
     digests = [
-        solution_digest(torch.load(r.run_dir / "solution.pt")) for r in (first, second)
+        solution_digest(torch.load(r.run_dir / "solution.pt", weights_only=True))
+        for r in (first, second)
     ]
     assert digests[0] == digests[1] == first.metrics["solution_sha256"]
     assert first.metrics["sampled/discounted_return_mean"] == (

@@ -4,19 +4,80 @@ A checkpoint holds everything that decides the rest of a run (networks and their
 target copies, optimisers, learning-rate schedules, replay buffers, collector states,
 frame counters and every random generator), so that a run resumed from it ends with
 exactly the parameters of an uninterrupted run.
+
+Checkpoints are read with ``torch.load(..., weights_only=True)``: they hold tensors,
+numbers, strings and dictionaries only (random generator states as byte tensors), so
+loading one never runs code from the file.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-__all__ = ["CHECKPOINT_NAME", "RunCheckpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "CheckpointError",
+    "RunCheckpoint",
+    "load_checkpoint",
+    "read_tensor_file",
+    "save_checkpoint",
+]
 
 CHECKPOINT_NAME = "learned_checkpoint.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint (or other saved tensor file) that cannot be read safely; the
+    message names the file and what is wrong."""
+
+
+def read_tensor_file(path: str | Path) -> Any:
+    """Load a file written by ``torch.save`` without unpickling arbitrary objects.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    Any
+        Its content (tensors, numbers, strings, lists and dictionaries).
+
+    Raises
+    ------
+    CheckpointError
+        If the file is not a torch file, is truncated or corrupted, or holds objects
+        other than tensors and plain containers (which would need unpickling).
+    """
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path}: refused, it holds objects that only unpickling could build "
+            f"(a checkpoint holds tensors, numbers, strings and dicts): "
+            f"{_unpickling_reason(error)}"
+        ) from None
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read: {error.strerror}") from None
+    except Exception as error:  # torch raises many types on a damaged file
+        first = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
+        raise CheckpointError(
+            f"{path}: not a readable torch file (truncated or corrupted): "
+            f"{type(error).__name__} {first}".rstrip()
+        ) from None
+
+
+def _unpickling_reason(error: pickle.UnpicklingError) -> str:
+    """The line of torch's weights-only error that names what was refused."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
+    return (named or lines or ["unsupported content"])[0]
 
 
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
@@ -50,13 +111,18 @@ def load_checkpoint(run_dir: str | Path | None) -> dict[str, Any] | None:
     ----------
     run_dir
         The run directory, or ``None``.
+
+    Raises
+    ------
+    CheckpointError
+        If the file exists but cannot be read safely (see :func:`read_tensor_file`).
     """
     if run_dir is None:
         return None
     path = Path(run_dir) / CHECKPOINT_NAME
     if not path.exists():
         return None
-    return torch.load(path, weights_only=False)
+    return read_tensor_file(path)
 
 
 class _Stateful(Protocol):

@@ -188,7 +188,7 @@ def test_forced_sampled_both_on_transport_small_writes_the_comparison(tmp_path) 
     comparison = json.loads((result.run_dir / "comparison.json").read_text())
     assert set(comparison) == {"v_m", "pi_h", "v_e", "x_h", "v_r", "v_r_rel", "pi_r"}
     assert all(0.0 <= value < math.inf for value in comparison.values())
-    learned = torch.load(result.run_dir / "solution_learned.pt")
+    learned = torch.load(result.run_dir / "solution_learned.pt", weights_only=True)
     assert learned["phase2"]["pi_r"].shape == (115, 3)
 
 
