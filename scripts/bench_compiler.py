@@ -27,50 +27,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from empo.worlds.compiled import CompiledWorld
 from empo.worlds.compiler import compile_world
 from empo.worlds.random_world import random_layered_world
-
-
-class TableModel:
-    """A compiled world served as a world model; a state is the row ``[id]``."""
-
-    state_dim = 1
-
-    def __init__(self, world: CompiledWorld) -> None:
-        self.world = world
-        self.agents, self.humans, self.robots = world.agents, world.humans, world.robots
-        self.action_names, self.rest_action = world.action_names, world.rest_action
-        self.goal_names, self.goal_weights = world.goal_names, world.goal_weights
-        self.max_outcomes = world.successors.shape[2]
-        self.goals_by_state = world.goal_membership.permute(2, 0, 1)
-
-    def initial_states(self) -> Tensor:
-        """The initial state's row."""
-        return torch.tensor([[self.world.initial_state]])
-
-    def is_terminal(self, states: Tensor) -> Tensor:
-        """Terminal flags."""
-        return self.world.terminal[states[:, 0]]
-
-    def action_mask(self, states: Tensor) -> Tensor:
-        """Per-agent action masks."""
-        return self.world.action_mask[states[:, 0]]
-
-    def goal_membership(self, states: Tensor) -> Tensor:
-        """Goal membership per human and goal."""
-        return self.goals_by_state[states[:, 0]]
-
-    def transitions(self, states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-        """Successor rows and probabilities, looked up in the tables."""
-        joint = torch.zeros_like(actions[:, 0])
-        for agent, names in enumerate(self.action_names):
-            joint = joint * len(names) + actions[:, agent]
-        ids = states[:, 0]
-        return (
-            self.world.successors[ids, joint][:, :, None],
-            self.world.probabilities[ids, joint],
-        )
+from empo.worlds.table_model import TableModel
 
 
 class TimedModel:

@@ -36,11 +36,10 @@ from torch import Tensor
 from empo.worlds.base import WorldModel
 from empo.worlds.compiled import CompiledWorld, height_from_edges
 from empo.worlds.hashing import hash_rows
+from empo.worlds.layers import merge_outcomes
 
 logger = logging.getLogger(__name__)
 
-_SENTINEL = torch.iinfo(torch.int64).max
-_NETWORK_WIDTH = 8
 _CHUNKS = ("pair", "ids", "probs", "edge_src", "edge_dst", "mask", "goal", "term")
 
 
@@ -130,95 +129,6 @@ def _check_limit(count: int, max_states: int | None, waves: int) -> None:
         )
 
 
-def _sort_outcomes(
-    keys: Int64[Tensor, "pair k"], probabilities: Float[Tensor, "pair k"]
-) -> tuple[Int64[Tensor, "pair k"], Float[Tensor, "pair k"], Int64[Tensor, "pair k"]]:
-    """Stable sort of each pair's outcomes by key; returns keys, probs and order.
-
-    Few outcomes are sorted by an odd-even transposition network of elementwise
-    compare-exchanges (stable: equal keys are never swapped), many by
-    :func:`torch.sort`.
-    """
-    width = keys.shape[1]
-    if width > _NETWORK_WIDTH:
-        keys, order = torch.sort(keys, dim=1, stable=True)
-        return keys, torch.gather(probabilities, 1, order), order
-    columns = [
-        [keys[:, j], probabilities[:, j], torch.full_like(keys[:, 0], j)]
-        for j in range(width)
-    ]
-    for step in range(width):
-        for left in range(step % 2, width - 1, 2):
-            swap = columns[left][0] > columns[left + 1][0]
-            for field in range(3):
-                low, high = columns[left][field], columns[left + 1][field]
-                columns[left][field] = torch.where(swap, high, low)
-                columns[left + 1][field] = torch.where(swap, low, high)
-    return tuple(
-        torch.stack([column[field] for column in columns], dim=1) for field in range(3)
-    )
-
-
-def _merge_sorted(
-    sorted_keys: Int64[Tensor, "pair k"],
-    sorted_probs: Float[Tensor, "pair k"],
-    order: Int64[Tensor, "pair k"],
-) -> tuple[Int64[Tensor, "pair k"], Float[Tensor, "pair k"], Int64[Tensor, "pair k"]]:
-    """Merge runs of equal keys of key-sorted outcomes into the leading columns."""
-    merged_keys = torch.full_like(sorted_keys, _SENTINEL)
-    merged_probs = torch.zeros_like(sorted_probs)
-    source = torch.zeros_like(order)
-    merged_keys[:, 0], merged_probs[:, 0], source[:, 0] = (
-        sorted_keys[:, 0],
-        sorted_probs[:, 0],
-        order[:, 0],
-    )
-    width = sorted_keys.shape[1]
-    flat = torch.arange(len(sorted_keys), device=sorted_keys.device) * width
-    for j in range(1, width):
-        flat = flat + (sorted_keys[:, j] != sorted_keys[:, j - 1])
-        merged_keys.view(-1)[flat] = sorted_keys[:, j]
-        merged_probs.view(-1).index_put_((flat,), sorted_probs[:, j], accumulate=True)
-        source.view(-1)[flat] = order[:, j]
-    return merged_keys, merged_probs, source
-
-
-def _merge_outcomes(
-    keys: Int64[Tensor, "pair k"], probabilities: Float[Tensor, "pair k"]
-) -> tuple[Int64[Tensor, "pair k"], Float[Tensor, "pair k"], Int64[Tensor, "pair k"]]:
-    """Merge repeated successors of each pair, sorted by key, live entries first.
-
-    Returns the merged keys (``int64`` max where dead), summed probabilities (added
-    in the original outcome order) and, per merged entry, the index (along ``k``) of
-    one original entry carrying that key. Pairs with at most one positive outcome
-    (deterministic transitions) skip the sort.
-    """
-    positive = probabilities > 0
-    keys = torch.where(positive, keys, _SENTINEL)
-    if keys.shape[1] == 1:
-        return keys, probabilities * positive, torch.zeros_like(keys)
-    merged_keys = torch.full_like(keys, _SENTINEL)
-    merged_probs = torch.zeros_like(probabilities)
-    source = torch.zeros_like(keys)
-    for j in reversed(range(keys.shape[1])):
-        merged_keys[:, 0] = torch.where(positive[:, j], keys[:, j], merged_keys[:, 0])
-        merged_probs[:, 0] = torch.where(
-            positive[:, j], probabilities[:, j], merged_probs[:, 0]
-        )
-        source[:, 0].masked_fill_(positive[:, j], j)
-    several = torch.nonzero(positive.sum(dim=1) > 1).flatten()
-    if several.numel() > 0:
-        merged = _merge_sorted(
-            *_sort_outcomes(
-                keys.index_select(0, several), probabilities.index_select(0, several)
-            )
-        )
-        for target, value in zip((merged_keys, merged_probs, source), merged):
-            target.index_copy_(0, several, value)
-    live = merged_probs > 0
-    return torch.where(live, merged_keys, _SENTINEL), merged_probs * live, source
-
-
 class _Enumeration:
     """Breadth-first enumeration state: state table, sorted keys and stored batches.
 
@@ -283,7 +193,7 @@ class _Enumeration:
         )
         successor_rows = successor_rows.to(torch.int64)
         probabilities = probabilities.to(torch.float64)
-        keys, merged_probs, source = _merge_outcomes(
+        keys, merged_probs, source = merge_outcomes(
             self._hash_outcomes(successor_rows, probabilities), probabilities
         )
         live = merged_probs > 0

@@ -78,3 +78,95 @@ def _hash_rows_numpy(rows: Int64[Tensor, "... dim"]) -> Int64[Tensor, "..."]:
             if factor is not None:
                 key *= np.uint64(factor % (1 << 64))
     return torch.from_numpy(key.view(np.int64))
+
+
+class KeyCodec:
+    """Exact keys of state rows packed from per-column bounds, or 64-bit hashes.
+
+    With bounds ``low <= row <= high`` (inclusive, per column) whose mixed-radix
+    product fits in 63 bits, a row's key is its mixed-radix number
+    ``sum_i (row_i - low_i) * stride_i`` (column 0 most significant), so that keys
+    identify rows exactly and decode back to them: a set of states is then its
+    sorted keys alone, 8 bytes per state. Otherwise (no bounds, or too many bits)
+    the key is :func:`hash_rows` and rows must be kept beside their keys.
+
+    Parameters
+    ----------
+    bounds
+        ``[2, dim]`` inclusive lower and upper bounds per column, or ``None``.
+    dim
+        Width of a state row.
+    device
+        Where the codec's tables live.
+    """
+
+    def __init__(
+        self,
+        bounds: Int64[Tensor, "2 dim"] | None,
+        dim: int,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.dim = dim
+        self.low: Int64[Tensor, " dim"] | None = None
+        self.high: Int64[Tensor, " dim"] | None = None
+        self.stride: Int64[Tensor, " dim"] | None = None
+        self.radix: Int64[Tensor, " dim"] | None = None
+        self.bits = 64
+        if bounds is None:
+            return
+        bounds = torch.as_tensor(bounds, dtype=torch.int64, device=device)
+        if bounds.shape != (2, dim):
+            raise ValueError(
+                f"state bounds have shape {tuple(bounds.shape)}, expected {(2, dim)}"
+            )
+        low, high = bounds[0], bounds[1]
+        if bool((high < low).any()):
+            column = int(torch.nonzero(high < low)[0])
+            raise ValueError(f"state bounds of column {column}: high < low")
+        self.low, self.high = low, high
+        radix = (high - low + 1).tolist()
+        product = 1
+        for size in radix:
+            product *= size
+        self.bits = max(product - 1, 1).bit_length()
+        if product > 1 << 63:
+            return
+        strides = [1] * dim
+        for column in reversed(range(dim - 1)):
+            strides[column] = strides[column + 1] * radix[column + 1]
+        self.stride = torch.tensor(strides, dtype=torch.int64, device=low.device)
+        self.radix = high - low + 1
+
+    @property
+    def exact(self) -> bool:
+        """Whether keys are exact packings (decodable) rather than hashes."""
+        return self.stride is not None
+
+    def keys(self, rows: Int64[Tensor, "... dim"]) -> Int64[Tensor, "..."]:
+        """One key per row (packed or hashed)."""
+        if self.stride is None:
+            return hash_rows(rows)
+        return ((rows - self.low) * self.stride).sum(-1)
+
+    def rows(self, keys: Int64[Tensor, " n"]) -> Int64[Tensor, "n dim"]:
+        """Rows of exact keys (inverse of :meth:`keys`)."""
+        if self.stride is None:
+            raise ValueError("hashed keys cannot be decoded into rows")
+        return (
+            torch.div(keys[:, None], self.stride, rounding_mode="floor")
+            .remainder_(self.radix)
+            .add_(self.low)
+        )
+
+    def check_rows(self, rows: Int64[Tensor, "n dim"]) -> None:
+        """Raise if some row leaves the bounds, naming the column and the row."""
+        if self.low is None:
+            return
+        outside = (rows < self.low) | (rows > self.high)
+        if bool(outside.any()):
+            row, column = torch.nonzero(outside)[0].tolist()
+            raise ValueError(
+                f"state {rows[row].tolist()}: column {column} = {int(rows[row, column])} "
+                f"lies outside the world's state_bounds "
+                f"[{int(self.low[column])}, {int(self.high[column])}]"
+            )

@@ -23,7 +23,7 @@ from empo.worlds.multigrid.dynamics import (
     plan,
 )
 from empo.worlds.multigrid.layout import Layout
-from empo.worlds.multigrid.objects import ActionKind, Terrain
+from empo.worlds.multigrid.objects import ActionKind, DoorState, Terrain
 
 CHUNK = 1 << 16
 
@@ -90,6 +90,58 @@ def _no_op(lay: Layout, states: Tensor, kind: Tensor) -> Tensor:
         | ((kind == ActionKind.TOGGLE) & no_door)
         | ((kind == ActionKind.FORWARD) & into_wall)
     )
+
+
+def column_bounds(lay: Layout) -> Int64[Tensor, "2 dim"]:
+    """Inclusive ``[low, high]`` of every state column, from the layout alone.
+
+    ``t`` lies in ``0..max_steps``; an agent's cell in the grid, its direction in
+    ``0..3``, its terminated flag in ``0..1`` and its carried key in ``-1..keys-1``;
+    a door's state in :class:`~empo.worlds.multigrid.objects.DoorState`; a key's
+    cell in the grid or -1 (carried); a block's or rock's cell in the grid.
+    """
+    last = lay.cells - 1
+    low, high = [0], [lay.max_steps]
+    for _ in range(lay.n_agents):
+        low += [0, 0, 0, -1]
+        high += [last, 3, 1, lay.n_keys - 1]
+    low += [min(DoorState)] * lay.n_doors + [-1] * lay.n_keys + [0] * lay.n_push
+    high += [max(DoorState)] * lay.n_doors + [last] * lay.n_keys + [last] * lay.n_push
+    if len(low) != lay.state_dim:
+        raise ValueError(
+            f"column_bounds covers {len(low)} columns but a state has "
+            f"{lay.state_dim}: give the new state fields bounds"
+        )
+    return torch.tensor([low, high], dtype=torch.int64, device=lay.terrain.device)
+
+
+def action_effects(
+    lay: Layout, states: Int64[Tensor, "batch dim"]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per state, agent and action: a *canonical* action and a *shift* of one column.
+
+    A joint action's successors are those of its agents' canonical actions with
+    each agent's shift added to its column: the actions :func:`_no_op` proves
+    equivalent to ``still`` become ``still``; a turn becomes ``still`` plus the
+    change of the agent's direction (a turn competes for nothing and no other
+    action reads an agent's direction); every other action is its own canonical
+    action with shift 0.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(canonical, column, delta)``, each ``[batch, agent, action]``.
+    """
+    kinds = lay.action_kinds.tolist()
+    count, n = len(kinds), lay.n_agents
+    every = torch.arange(count, device=states.device)
+    every = every.expand(states.shape[0], n, count)
+    column = (2 + 4 * torch.arange(n, device=states.device))[None, :, None]
+    if ActionKind.STILL not in kinds:
+        return every, column.expand_as(every), torch.zeros_like(every)
+    base, turn = _effective(lay, states, every, kinds.index(ActionKind.STILL))
+    dirs = states[:, 2 : 2 + 4 * n : 4].unsqueeze(2)
+    return base, column.expand_as(every), ((dirs + turn) & 3) - dirs
 
 
 def _effective(

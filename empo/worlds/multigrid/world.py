@@ -40,7 +40,11 @@ from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
 from empo.worlds.multigrid.dynamics import sample_successors
-from empo.worlds.multigrid.enumeration import enumerate_successors
+from empo.worlds.multigrid.enumeration import (
+    action_effects,
+    column_bounds,
+    enumerate_successors,
+)
 from empo.worlds.multigrid.layout import Layout
 from empo.worlds.multigrid.goals import check_goals, default_goals, goal_cell_mask
 from empo.worlds.multigrid.maps import WorldSpec
@@ -161,6 +165,21 @@ class MultiGridWorld:
     def max_steps(self) -> int:
         """The horizon: states with ``t >= max_steps`` are terminal."""
         return self.spec.max_steps
+
+    layer_column = 0
+    """The time step (column 0) grows by one per step: the states' layers."""
+
+    def state_bounds(self) -> Int64[Tensor, "2 dim"]:
+        """Inclusive bounds of every state column (exact key packing)."""
+        return column_bounds(self.layout)
+
+    def action_effects(
+        self, states: Int64[Tensor, "batch dim"]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Canonical actions and column shifts: no-ops act as ``still``, turns as
+        ``still`` followed by a new direction (see
+        :func:`~empo.worlds.multigrid.enumeration.action_effects`)."""
+        return action_effects(self.layout, states)
 
     def initial_states(self) -> Int64[Tensor, "n dim"]:
         """The map's initial state, ``[1, state_dim]``."""

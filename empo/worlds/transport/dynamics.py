@@ -274,6 +274,20 @@ class TransportWorld:
             }
         )
 
+    layer_column = 0
+    """The time step (column 0) grows by one per step: the states' layers."""
+
+    def state_bounds(self) -> Int64[Tensor, "2 dim"]:
+        """Inclusive bounds of every state column (exact key packing)."""
+        n_h, n_v = self.n_humans, self.n_vehicles
+        last_node, last_edge = self.network.num_nodes - 1, self.network.num_edges - 1
+        longest = max([0, *self.drive_steps.tolist(), *self.walk_steps.tolist()])
+        human = ([0, -1, 0, -1], [last_node, last_edge, longest, n_v - 1])
+        vehicle = ([0, -1, 0], [last_node, last_edge, longest])
+        low = [0] + human[0] * n_h + vehicle[0] * n_v
+        high = [self.horizon] + human[1] * n_h + vehicle[1] * n_v
+        return torch.tensor([low, high], dtype=torch.int64)
+
     def is_terminal(self, states: Int64[Tensor, "batch dim"]) -> Bool[Tensor, " batch"]:
         """States at the horizon."""
         return states[:, 0] >= self.horizon
