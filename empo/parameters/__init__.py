@@ -11,6 +11,7 @@
 from empo.parameters.blocks import (
     DEFAULT_WORLD,
     EvaluationParameters,
+    ExactMethod,
     ExactSolverParameters,
     FloatDType,
     SolverKind,
@@ -31,6 +32,7 @@ from empo.parameters.validation import ParameterError
 __all__ = [
     "DEFAULT_WORLD",
     "EvaluationParameters",
+    "ExactMethod",
     "ExactSolverParameters",
     "FloatDType",
     "OthersModel",

@@ -46,9 +46,20 @@ class WorldParameters(Block):
     options: dict[str, Any] = ranged({})
 
 
+class ExactMethod(str, Enum):
+    """How the exact solver holds the world (``docs/exact.md``)."""
+
+    AUTO = "auto"
+    IN_MEMORY = "in_memory"
+    LAYERED = "layered"
+
+
+_QUANTITIES = ("q_m", "pi_h", "v_m", "q_r", "pi_r", "v_e", "x_h", "w_h", "u_r", "v_r")
+
+
 @dataclass(frozen=True)
 class ExactSolverParameters(Block):
-    """Numerics of the exact solver (backward induction / fixed-point iteration).
+    """Numerics and budget of the exact solver (backward induction / fixed point).
 
     Parameters
     ----------
@@ -58,6 +69,20 @@ class ExactSolverParameters(Block):
         Iteration cap of the fixed-point iteration, ``≥ 1``.
     dtype
         Float precision, ``"float64"`` or ``"float32"``.
+    method
+        ``"in_memory"`` (the compiled world's dense tables), ``"layered"`` (layer by
+        layer, for worlds whose states carry their time step) or ``"auto"``: layered
+        where the in-memory solver would exceed ``memory_gib`` and the world has
+        layers.
+    max_states
+        Most reachable states a run may have, ``≥ 1`` (``null``: no limit); checked
+        during enumeration.
+    memory_gib
+        Memory budget of the exact solver in GiB, ``> 0``: enumeration stops as soon
+        as the chosen solver's estimate for the states found exceeds it.
+    outputs
+        Per-state quantities a layered run writes to ``<name>.npy`` in the run
+        directory (``v_m``, ``v_e`` and ``v_r`` always).
     """
 
     prefix: ClassVar[str] = "exact"
@@ -65,6 +90,16 @@ class ExactSolverParameters(Block):
     tolerance: float = ranged(1e-10, positive, "0 < tolerance < inf")
     max_iterations: int = ranged(10_000, lambda x: x >= 1, "max_iterations ≥ 1")
     dtype: FloatDType = FloatDType.FLOAT64
+    method: ExactMethod = ExactMethod.AUTO
+    max_states: int | None = ranged(
+        100_000_000, lambda x: x >= 1, "max_states ≥ 1 or null"
+    )
+    memory_gib: float = ranged(8.0, positive, "0 < memory_gib < inf")
+    outputs: tuple[str, ...] = ranged(
+        ("pi_r", "x_h", "w_h"),
+        lambda names: set(names) <= set(_QUANTITIES),
+        "a list of " + ", ".join(_QUANTITIES),
+    )
 
 
 @dataclass(frozen=True)

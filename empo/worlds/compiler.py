@@ -26,6 +26,7 @@ state(s) first, then each wave's new states in key order. It does not depend on
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
@@ -34,9 +35,10 @@ from jaxtyping import Float, Int64
 from torch import Tensor
 
 from empo.worlds.base import WorldModel
+from empo.worlds.budget import StateBudget, in_memory_bytes_per_state
 from empo.worlds.compiled import CompiledWorld, height_from_edges
 from empo.worlds.hashing import hash_rows
-from empo.worlds.layers import merge_outcomes
+from empo.worlds.layers import merge_outcomes, world_size
 
 logger = logging.getLogger(__name__)
 
@@ -120,15 +122,6 @@ def _dedupe_with_edges(
     )
 
 
-def _check_limit(count: int, max_states: int | None, waves: int) -> None:
-    """Raise once more than ``max_states`` states are known to be reachable."""
-    if max_states is not None and count > max_states:
-        raise ValueError(
-            f"the world has more than max_states={max_states} reachable states "
-            f"(found at least {count} in breadth-first wave {waves})"
-        )
-
-
 class _Enumeration:
     """Breadth-first enumeration state: state table, sorted keys and stored batches.
 
@@ -144,12 +137,15 @@ class _Enumeration:
         model: WorldModel,
         per_agent: Int64[Tensor, "joint agent"],
         initial: Int64[Tensor, "n dim"],
-        max_states: int | None,
+        budget: StateBudget,
+        item: int,
     ) -> None:
         self.model = model
         self.per_agent = per_agent
         self.counts = [len(names) for names in model.action_names]
-        self.max_states = max_states
+        self.budget = budget
+        self.item = item
+        self.width = 1
         keys, rows, _ = _dedupe(hash_rows(initial), initial)
         self.table = rows.clone()
         self.count = len(rows)
@@ -198,6 +194,7 @@ class _Enumeration:
         )
         live = merged_probs > 0
         width = max(int(live.sum(dim=1).max()), 1)
+        self.width = max(self.width, width)
         keys, merged_probs = keys[:, :width], merged_probs[:, :width]
         flat = torch.nonzero(live[:, :width].flatten()).flatten()
         pair_index = torch.div(flat, width, rounding_mode="floor")
@@ -264,14 +261,25 @@ class _Enumeration:
         self._check_pending()
         return torch.where(seen, known, -1 - candidate)
 
+    def _check_budget(self, count: int) -> None:
+        """Raise once ``count`` states exceed the state or memory budget."""
+        where = f"breadth-first wave {self.waves}"
+        self.budget.check_states(count, where)
+        size = world_size(self.model, self.width, self.item)
+        needed = count * in_memory_bytes_per_state(size)
+        self.budget.check_memory(count, needed, where, "in-memory")
+
     def _check_pending(self) -> None:
-        """Enforce ``max_states`` during a wave, counting distinct candidates."""
-        if self.max_states is None:
-            return
-        if self.count + self._pending - self._duplicates <= self.max_states:
+        """Enforce the budget during a wave, counting distinct candidates."""
+        budget = self.budget
+        limit = budget.max_states if budget.max_states is not None else math.inf
+        if budget.memory_bytes is not None:
+            size = world_size(self.model, self.width, self.item)
+            limit = min(limit, budget.memory_bytes // in_memory_bytes_per_state(size))
+        if self.count + self._pending - self._duplicates <= limit:
             return
         distinct = torch.unique(torch.cat(self._candidate_keys)).numel()
-        _check_limit(self.count + distinct, self.max_states, self.waves)
+        self._check_budget(self.count + distinct)
         self._duplicates = self._pending - distinct
 
     def end_wave(self) -> tuple[int, int]:
@@ -284,7 +292,7 @@ class _Enumeration:
         )
         first_new = self.count
         self._append_rows(rows)
-        _check_limit(self.count, self.max_states, self.waves)
+        self._check_budget(self.count)
         new_ids = inverse + first_new
         for ids in self._wave_ids:
             candidate = (-1 - ids).clamp(min=0).flatten()
@@ -332,6 +340,7 @@ def compile_world(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float64,
     max_states: int | None = None,
+    budget: StateBudget | None = None,
     batch_size: int = 1 << 16,
 ) -> CompiledWorld:
     """Enumerate the reachable states of a world model into a compiled world.
@@ -345,7 +354,12 @@ def compile_world(
     dtype
         Float dtype of probabilities and goal weights.
     max_states
-        Raise once more states than this are reachable (``None``: no limit).
+        Raise once more states than this are reachable (``None``: no limit); a
+        shorthand for ``budget=StateBudget(max_states)``.
+    budget
+        State and memory budget (:class:`~empo.worlds.budget.StateBudget`),
+        checked as states are found; the memory estimate is that of the in-memory
+        solver (:func:`~empo.worlds.budget.in_memory_bytes_per_state`).
     batch_size
         Number of (state, joint action) pairs passed to ``model.transitions`` at
         once (at least one state per call); the result does not depend on it.
@@ -359,8 +373,10 @@ def compile_world(
     Raises
     ------
     ValueError
-        If there is no initial state, more than ``max_states`` states are
-        reachable, or a non-terminal state allows no joint action.
+        If there is no initial state, or a non-terminal state allows no joint
+        action.
+    BudgetExceededError
+        As soon as the world exceeds ``max_states`` or the budget.
     RuntimeError
         On a 64-bit hash collision between two different states.
     """
@@ -384,7 +400,10 @@ def compile_world(
             f"got shape {tuple(initial.shape)}"
         )
     first_initial_key = hash_rows(initial[:1])
-    enumeration = _Enumeration(model, per_agent, initial, max_states)
+    if budget is None:
+        budget = StateBudget(max_states=max_states)
+    item = torch.empty((), dtype=dtype).element_size()
+    enumeration = _Enumeration(model, per_agent, initial, budget, item)
     start, stop = 0, enumeration.count
     while stop > start:
         enumeration.waves += 1

@@ -138,14 +138,6 @@ def _pick(
     return table.flatten().index_select(0, flat.flatten()).view_as(actions)
 
 
-def _radix(picked: Int64[Tensor, "m agent"], counts: list[int]) -> Int64[Tensor, " m"]:
-    """Mixed-radix joint index of per-agent actions."""
-    joint = picked[:, 0]
-    for agent, count in enumerate(counts[1:], start=1):
-        joint = joint * count + picked[:, agent]
-    return joint
-
-
 def expand(
     model: Any,
     rows: Int64[Tensor, "n dim"],
@@ -183,29 +175,29 @@ def expand(
     if bool((mask & ~is_base.gather(2, canonical)).any()):
         raise ValueError("action_effects maps an allowed action to a disallowed one")
     every = torch.arange(mask.shape[2], device=device)
-    num_joint = per_agent.shape[0]
     is_variant = mask & (effect == every)
-    variants = _product([is_variant[:, a, :c] for a, c in enumerate(counts)])
-    stuck = ~terminal & ~variants.any(dim=1)
+    variant_rank = _ranks(is_variant, counts)
+    stuck = ~terminal & (variant_rank.count == 0)
     if bool(stuck.any()):
         raise ValueError(
             f"non-terminal state {rows[int(torch.nonzero(stuck)[0])].tolist()} "
             "allows no joint action"
         )
+    base_rank = _ranks(is_base, counts)
+    num_joint = per_agent.shape[0]
     bases = torch.nonzero(
         _product([is_base[:, a, :c] for a, c in enumerate(counts)]).flatten()
     ).flatten()
     base_state = torch.div(bases, num_joint, rounding_mode="floor")
-    base_of = torch.full((n * num_joint,), -1, dtype=torch.int64, device=device)
-    base_of[bases] = torch.arange(len(bases), device=device)
-    flat = torch.nonzero(variants.flatten()).flatten()
+    flat = torch.nonzero(
+        _product([is_variant[:, a, :c] for a, c in enumerate(counts)]).flatten()
+    ).flatten()
     variant_state = torch.div(flat, num_joint, rounding_mode="floor")
     actions = per_agent.index_select(0, flat - variant_state * num_joint)
-    variant_base = base_of.index_select(
-        0,
-        variant_state * num_joint
-        + _radix(_pick(canonical, variant_state, actions), counts),
-    )
+    of_base = base_rank.place.gather(2, canonical)
+    variant_base = base_rank.offset.index_select(0, variant_state) + _pick(
+        of_base, variant_state, actions
+    ).sum(dim=1)
     result = Expansion(
         terminal=terminal,
         mask=mask,
@@ -215,18 +207,51 @@ def expand(
         variant_base=variant_base,
         variant_shift=_pick(shift, variant_state, actions).sum(dim=1),
     )
-    if not slots:
-        return result
-    allowed = _product([mask[:, a, :c] for a, c in enumerate(counts)])
-    variant_of = torch.full((n * num_joint,), -1, dtype=torch.int64, device=device)
-    variant_of[flat] = torch.arange(len(flat), device=device)
-    joint = torch.zeros(n, num_joint, dtype=torch.int64, device=device)
-    for agent, count in enumerate(counts):
-        joint = joint * count + effect[:, agent].index_select(1, per_agent[:, agent])
-    joint += torch.arange(n, device=device)[:, None] * num_joint
-    slot = variant_of.index_select(0, joint.flatten()).view(n, num_joint)
-    result.slot = slot.masked_fill_(~allowed, -1)
+    if slots:
+        place = variant_rank.place.gather(2, effect)
+        slot = _sum_product([place[:, a, :c] for a, c in enumerate(counts)])
+        slot += variant_rank.offset[:, None]
+        if not bool(mask.all()):
+            allowed = _product([mask[:, a, :c] for a, c in enumerate(counts)])
+            slot.masked_fill_(~allowed, -1)
+        result.slot = slot
     return result
+
+
+@dataclass
+class _Ranks:
+    """Mixed-radix numbering of the products of per-agent action subsets.
+
+    ``place[n, agent, a]`` is the rank of action ``a`` among the agent's chosen
+    actions times the number of combinations of the later agents, so that the
+    index of a chosen joint action is ``offset[n] + sum_agent place``; ``count[n]``
+    is the number of chosen joint actions and ``offset`` their exclusive cumsum.
+    """
+
+    place: Int64[Tensor, "n agent action"]
+    count: Int64[Tensor, " n"]
+    offset: Int64[Tensor, " n"]
+
+
+def _ranks(chosen: Bool[Tensor, "n agent action"], counts: list[int]) -> _Ranks:
+    """:class:`_Ranks` of per-agent chosen actions (agent 0 most significant)."""
+    rank = torch.cumsum(chosen, dim=2) - 1
+    per_agent = chosen.sum(dim=2)
+    later = torch.ones_like(per_agent)
+    for agent in reversed(range(len(counts) - 1)):
+        later[:, agent] = later[:, agent + 1] * per_agent[:, agent + 1]
+    count = later[:, 0] * per_agent[:, 0]
+    offset = torch.cumsum(count, dim=0) - count
+    return _Ranks(rank * later[:, :, None], count, offset)
+
+
+def _sum_product(parts: list[Tensor]) -> Tensor:
+    """``[n, prod(sizes)]`` outer sum of per-agent ``[n, size]`` terms (agent 0
+    first)."""
+    out = parts[0]
+    for part in parts[1:]:
+        out = (out[:, :, None] + part[:, None, :]).flatten(1)
+    return out
 
 
 def successor_keys(

@@ -29,6 +29,7 @@ class WorldName(str, Enum):
     RESOURCE_SPLIT = "resource_split"
     PAUSE_DESTROY = "pause_destroy"
     KEY_DOOR = "key_door"
+    KEY_DOOR_2H = "key_door_2h"
     CORRIDOR = "corridor"
     ROCK = "rock"
     TWO_HUMANS_DOOR = "two_humans_door"
@@ -46,6 +47,7 @@ _BUILDERS: dict[WorldName, str] = {
     WorldName.RESOURCE_SPLIT: "empo.worlds.paradigms:resource_split",
     WorldName.PAUSE_DESTROY: "empo.worlds.paradigms:pause_destroy",
     WorldName.KEY_DOOR: "empo.worlds.multigrid.builtin:key_door",
+    WorldName.KEY_DOOR_2H: "empo.worlds.multigrid.builtin:key_door_2h",
     WorldName.CORRIDOR: "empo.worlds.multigrid.builtin:corridor",
     WorldName.ROCK: "empo.worlds.multigrid.builtin:rock",
     WorldName.TWO_HUMANS_DOOR: "empo.worlds.multigrid.builtin:two_humans_door",

@@ -219,7 +219,7 @@ def test_max_states_and_collisions(monkeypatch: pytest.MonkeyPatch) -> None:
     model = LineWalk(width=4, horizon=3)
     total = compile_world(model).num_states
     assert compile_world(model, max_states=total).num_states == total
-    with pytest.raises(ValueError, match=f"more than max_states={total - 1}"):
+    with pytest.raises(ValueError, match=f"more than exact.max_states = {total - 1}"):
         compile_world(model, max_states=total - 1)
     monkeypatch.setattr(compiler, "hash_rows", lambda rows: rows[..., 0] * 0)
     with pytest.raises(RuntimeError, match="hash collision"):
@@ -319,7 +319,7 @@ def test_max_states_counts_distinct_states_across_batches() -> None:
     model = Scramble(width=9, horizon=3, k=3)
     total = compile_world(model).num_states
     assert compile_world(model, max_states=total, batch_size=7).num_states == total
-    with pytest.raises(ValueError, match=f"more than max_states={total - 2}"):
+    with pytest.raises(ValueError, match=f"more than exact.max_states = {total - 2}"):
         compile_world(model, max_states=total - 2, batch_size=7)
 
 

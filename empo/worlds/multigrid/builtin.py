@@ -11,6 +11,9 @@ Each builder takes keyword options that override entries of the world's YAML fil
   alone, every open cell a possible goal, horizon 18 (the robot needs 8 steps to fetch
   the key, unlock the door and step aside; the rest leaves the human time to use the
   opened room). 82,658 states.
+* ``key_door_2h``: key and door with two humans and a robot (3 agents, 7 actions each,
+  343 joint actions), sized by ``size`` and ``max_steps`` (:func:`key_door_2h`): the
+  benchmark world of the layered exact solver (``docs/exact.md``).
 * ``corridor``, ``rock``, ``two_humans_door``, ``lava``, ``unsteady``: small worlds
   exercising one object type each.
 * ``from_file``: any YAML world file of the research code's format, or a map string.
@@ -44,6 +47,58 @@ def _builtin(stem: str, options: dict[str, Any]) -> MultiGridWorld:
 def key_door(**options: Any) -> MultiGridWorld:
     """The key-and-door world (see the module docstring)."""
     return _builtin("key_door", options)
+
+
+def key_door_2h_map(size: int = 3) -> str:
+    """The map of :func:`key_door_2h`: a 2×2 room with two humans behind a locked
+    door, and a hall of 3 rows and ``size`` columns with the robot and the key."""
+    if size < 2:
+        raise ValueError(f"key_door_2h: size must be at least 2, got {size}")
+    hall = [[".."] * size for _ in range(3)]
+    hall[1][-1] = "Kr"
+    hall[2][0] = "Ae"
+    rows = [
+        ["We", "Ay", "..", "We", *hall[0]],
+        ["We", "..", "Ay", "Lr", *hall[1]],
+        ["We", "We", "We", "We", *hall[2]],
+    ]
+    wall = ["We"] * (len(rows[0]) + 1)
+    return "\n".join(" ".join(row) for row in [wall, *[r + ["We"] for r in rows], wall])
+
+
+def key_door_2h(size: int = 3, max_steps: int = 10, **options: Any) -> MultiGridWorld:
+    """Key and door with two humans: the humans (yellow) share a 2×2 room shut by a
+    locked red door; the robot (grey) in the hall of 3 rows and ``size`` columns can
+    fetch the red key from the hall's far end and open the door.
+
+    Goals (the same for both humans): the room, the doorway, and the hall's left and
+    right halves. Every agent has the 7 object actions (343 joint actions).
+
+    Parameters
+    ----------
+    size
+        Columns of the hall (at least 2).
+    max_steps
+        The horizon.
+    **options
+        Further overrides (``possible_goals``, ``stumble_probability``, ...).
+    """
+    split = 4 + size // 2
+    goals = [
+        [[1, 1], [2, 2]],
+        [[3, 2], [3, 2]],
+        [[4, 1], [split - 1, 3]],
+        [[split, 1], [3 + size, 3]],
+    ]
+    config = {
+        "map": key_door_2h_map(size),
+        "max_steps": max_steps,
+        "orientations": ["s", "w", "n"],
+        "action_class": "ObjectActions",
+        "possible_goals": goals,
+        **options,
+    }
+    return _build(config, "key_door_2h", {"name": "key_door_2h", **options})
 
 
 def corridor(**options: Any) -> MultiGridWorld:
