@@ -108,7 +108,6 @@ class _Context:
     device: torch.device
     dtype: torch.dtype
     goal_weights: Float[Tensor, "human goal"]
-    index_of_value: dict[int, int] = field(default_factory=dict)
 
     def chunk_world(
         self,
@@ -138,43 +137,6 @@ class _Context:
         )
 
 
-def _layer_of_keys(
-    layers: StateLayers, keys: Int64[Tensor, " n"], rows: Tensor | None
-) -> Int64[Tensor, " n"]:
-    """The layer value of each key (decoded from exact keys, else from rows)."""
-    codec, column = layers.codec, layers.layer_column
-    if rows is None:
-        stride, radix = codec.stride[column], codec.radix[column]
-        value = torch.div(keys, stride, rounding_mode="floor") % radix
-        return value + int(codec.low[column])
-    return rows[:, column]
-
-
-def _locate(
-    ctx: _Context, keys: Int64[Tensor, " n"], rows: Tensor | None, held: dict[int, int]
-) -> Int64[Tensor, " n"]:
-    """Position of each state (key, and row for hashed keys) in the concatenation of
-    the layers ``held`` (layer index -> offset); ``KeyError`` if not there."""
-    layers = ctx.layers
-    value = _layer_of_keys(layers, keys, rows)
-    ids = torch.empty_like(keys)
-    for layer_value in value.unique().tolist():
-        chosen = torch.nonzero(value == layer_value).flatten()
-        index = ctx.index_of_value.get(layer_value)
-        part_rows = rows.index_select(0, chosen) if rows is not None else None
-        try:
-            if index not in held:
-                raise RuntimeError("not held")
-            found = layers.locate(index, keys.index_select(0, chosen), part_rows)
-        except RuntimeError:
-            row = part_rows[0] if part_rows is not None else None
-            if row is None:
-                row = layers.codec.rows(keys.index_select(0, chosen[:1]))[0]
-            raise KeyError(f"state {row.tolist()} is not among the solved states")
-        ids.index_copy_(0, chosen, found + held[index])
-    return ids
-
-
 Tables = tuple[Int64[Tensor, " n"], Tensor, Tensor, Tensor]
 """Successor table rows of the live successors and the tables of eqs. (1), (6), (4)."""
 
@@ -201,7 +163,9 @@ def _solve_chunk(
     ids = torch.zeros(keys.shape[0] + 1, keys.shape[1], dtype=torch.int64)
     ids = ids.to(ctx.device)
     ids[:-1][live] = found
-    probabilities = torch.cat([probabilities, torch.zeros_like(probabilities[:1])])
+    probabilities = torch.cat(
+        [probabilities, probabilities.new_zeros(1, keys.shape[1])]
+    )
     slot = expansion.slot.masked_fill(expansion.slot < 0, len(ids) - 1).flatten()
     shape = (*expansion.slot.shape, ids.shape[1])
     world = ctx.chunk_world(
@@ -344,7 +308,7 @@ class LayeredSolution:
         layers = self.layers
         held = {index: offset for index, offset in enumerate(layers.offsets[:-1])}
         rows = None if layers.codec.exact else states
-        return _locate(self.context, layers.codec.keys(states), rows, held)
+        return layers.find(layers.codec.keys(states), rows, held)
 
     def state_rows(self, ids: Int64[Tensor, " batch"]) -> Int64[Tensor, "batch dim"]:
         """State rows of ids."""
@@ -507,7 +471,6 @@ def solve_layered(
         device=device,
         dtype=dtype,
         goal_weights=world.goal_weights.to(device=device, dtype=dtype),
-        index_of_value={value: i for i, value in enumerate(layers.values)},
     )
     store = LayeredStore(names, layers.num_states, _sizes(world), dtype, directory)
     item = torch.empty((), dtype=dtype).element_size()
@@ -529,7 +492,7 @@ def solve_layered(
                 held_at, table_m, table_e, table_r = _held_tables(held, sorted(held))
 
                 def tables(keys: Tensor, found: Tensor | None) -> Tables:
-                    ids = _locate(ctx, keys, found, held_at)
+                    ids = ctx.layers.find(keys, found, held_at)
                     return ids, table_m, table_e, table_r
 
                 for ids in torch.split(live, chunk):

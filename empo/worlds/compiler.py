@@ -38,7 +38,14 @@ from empo.worlds.base import WorldModel
 from empo.worlds.budget import StateBudget, in_memory_bytes_per_state
 from empo.worlds.compiled import CompiledWorld, height_from_edges
 from empo.worlds.hashing import hash_rows
-from empo.worlds.layers import merge_outcomes, world_size
+from empo.worlds.layers import (
+    StateLayers,
+    expand,
+    merge_outcomes,
+    per_agent_actions,
+    successor_keys,
+    world_size,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -481,3 +488,115 @@ def _assemble(
         rest_action=tuple(model.rest_action),
         state_table=table.clone(),
     )
+
+
+def compile_layers(
+    model: WorldModel,
+    layers: StateLayers,
+    *,
+    dtype: torch.dtype = torch.float64,
+    chunk_states: int = 1 << 12,
+) -> CompiledWorld:
+    """The compiled world of a layered world model whose layers are enumerated.
+
+    States are numbered as in ``layers`` (layer by layer, keys sorted within a
+    layer); each layer's transitions are computed once per distinct action effect
+    (:func:`~empo.worlds.layers.expand`) and spread over the joint actions, and
+    heights follow layer by layer from the last one.
+
+    Parameters
+    ----------
+    model
+        The layered world model.
+    layers
+        Its states (:func:`~empo.worlds.layers.enumerate_layers`).
+    dtype
+        Float dtype of probabilities and goal weights.
+    chunk_states
+        States expanded at once.
+
+    Returns
+    -------
+    CompiledWorld
+        With ``state_table`` and ``height``.
+    """
+    started = time.perf_counter()
+    device = layers.keys[0].device
+    codec = layers.codec
+    counts = [len(names) for names in model.action_names]
+    per_agent = per_agent_actions(counts, device)
+    num_states, num_joint, width = layers.num_states, per_agent.shape[0], 1
+    held = dict(enumerate(layers.offsets[:-1]))
+    parts: dict[str, list[Tensor]] = {"ids": [], "probs": [], "mask": [], "goal": []}
+    rows_all = []
+    for index in range(len(layers.keys)):
+        rows = layers.rows(index)
+        rows_all.append(rows)
+        for low in range(0, len(rows), chunk_states):
+            batch = rows[low : low + chunk_states]
+            first = layers.offsets[index] + low
+            expansion = expand(model, batch, per_agent, codec, slots=True)
+            keys, probs, base_rows = successor_keys(model, batch, expansion, codec)
+            live = probs > 0
+            found_rows = None
+            if not codec.exact:
+                found_rows = base_rows.index_select(0, expansion.variant_base)[live]
+            ids = torch.zeros(len(keys) + 1, keys.shape[1], dtype=torch.int64)
+            ids = ids.to(device)
+            ids[:-1][live] = layers.find(keys[live], found_rows, held)
+            probs = torch.cat([probs, probs.new_zeros(1, probs.shape[1])])
+            slot = expansion.slot.flatten()
+            allowed = slot >= 0
+            slot = slot.masked_fill(~allowed, len(ids) - 1)
+            own = torch.arange(first, first + len(batch), device=device)
+            own = own.repeat_interleave(num_joint)[:, None]
+            ids = torch.where(allowed[:, None], ids.index_select(0, slot), own)
+            probs = probs.index_select(0, slot)
+            width = max(width, ids.shape[1])
+            parts["ids"].append(ids.view(len(batch), num_joint, -1))
+            parts["probs"].append(probs.view(len(batch), num_joint, -1))
+            parts["mask"].append(expansion.mask)
+            parts["goal"].append(model.goal_membership(batch).to(torch.bool))
+    successors = torch.empty(num_states, num_joint, width, dtype=torch.int64)
+    successors = successors.to(device)
+    probabilities = torch.zeros(
+        num_states, num_joint, width, dtype=dtype, device=device
+    )
+    start = 0
+    for ids, probs in zip(parts["ids"], parts["probs"]):
+        stop = start + len(ids)
+        own = torch.arange(start, stop, device=device)[:, None, None]
+        successors[start:stop] = own
+        successors[start:stop, :, : ids.shape[2]] = ids
+        probabilities[start:stop, :, : ids.shape[2]] = probs.to(dtype)
+        start = stop
+    table = torch.cat(rows_all)
+    terminal = model.is_terminal(table).to(torch.bool)
+    height = torch.zeros(num_states, dtype=torch.int64, device=device)
+    for index in reversed(range(len(layers.keys))):
+        low, high = layers.offsets[index], layers.offsets[index + 1]
+        below = torch.where(
+            probabilities[low:high] > 0, height[successors[low:high]], -1
+        )
+        height[low:high] = (below.flatten(1).amax(dim=1) + 1).clamp(min=0)
+    world = CompiledWorld(
+        agents=tuple(model.agents),
+        humans=tuple(model.humans),
+        robots=tuple(model.robots),
+        action_names=tuple(tuple(names) for names in model.action_names),
+        action_mask=torch.cat(parts["mask"]),
+        successors=successors,
+        probabilities=probabilities,
+        terminal=terminal,
+        goal_membership=torch.cat(parts["goal"]).permute(1, 2, 0).contiguous(),
+        goal_weights=model.goal_weights.to(device=device, dtype=dtype),
+        goal_names=tuple(tuple(names) for names in model.goal_names),
+        height=height,
+        initial_state=layers.offsets[layers.initial_layer] + layers.initial_position,
+        rest_action=tuple(model.rest_action),
+        state_table=table,
+    )
+    seconds = time.perf_counter() - started + layers.seconds
+    world.metadata["compile_seconds"] = seconds
+    world.metadata["states_per_second"] = num_states / max(seconds, 1e-12)
+    return world

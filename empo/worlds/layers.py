@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int64
 from torch import Tensor
@@ -269,6 +270,9 @@ def successor_keys(
     summed) into its leading columns. Entries of probability 0 have key
     :data:`SENTINEL`. Also returns the bases' successor rows (merged order).
     """
+    if len(expansion.base_state) == 0:
+        empty = rows.new_zeros(0, 1)
+        return empty, empty.to(torch.float64), rows.new_zeros(0, 1, rows.shape[1])
     successor_rows, probabilities = model.transitions(
         rows.index_select(0, expansion.base_state), expansion.base_actions
     )
@@ -419,6 +423,7 @@ class StateLayers:
     initial_position: int = 0
     max_outcomes: int = 1
     seconds: float = 0.0
+    _index_of_value: dict[int, int] = field(default_factory=dict, repr=False)
 
     @property
     def sizes(self) -> list[int]:
@@ -444,26 +449,99 @@ class StateLayers:
             return self.rows_by_layer[layer]
         return self.codec.rows(self.keys[layer])
 
+    def layer_index(self, value: int) -> int | None:
+        """Index of the layer with layer value ``value`` (``None`` if none)."""
+        if len(self._index_of_value) != len(self.values):
+            self._index_of_value = {v: i for i, v in enumerate(self.values)}
+        return self._index_of_value.get(value)
+
     def locate(
         self, layer: int, keys: Int64[Tensor, " n"], rows: Tensor | None = None
     ) -> Int64[Tensor, " n"]:
-        """Positions of ``keys`` within layer ``layer``; raise where one is missing.
+        """Positions of ``keys`` within layer ``layer``.
 
         With hashed keys, ``rows`` are compared with the stored rows (a hash
         collision raises instead of mixing two states).
+
+        Raises
+        ------
+        KeyError
+            Naming a state that is not in the layer.
         """
         known = self.keys[layer]
-        position = torch.searchsorted(known, keys).clamp_(max=max(len(known) - 1, 0))
-        if len(known) == 0 or not bool((known.index_select(0, position) == keys).all()):
-            raise RuntimeError(
-                f"a successor is missing from layer {self.values[layer]}: the world "
-                "model's transitions changed since its states were enumerated"
+        position = searchsorted(known, keys).clamp_(max=max(len(known) - 1, 0))
+        missing = (known.index_select(0, position) != keys) if len(known) else None
+        if missing is None or bool(missing.any()):
+            first = 0 if missing is None else int(torch.nonzero(missing)[0])
+            row = (
+                rows[first]
+                if rows is not None
+                else self.codec.rows(keys[first:][:1])[0]
             )
+            raise KeyError(f"state {row.tolist()} is not among the enumerated states")
         if self.rows_by_layer is not None and rows is not None:
             stored = self.rows_by_layer[layer].index_select(0, position)
             if not torch.equal(stored, rows):
                 raise RuntimeError("hash collision between two states")
         return position
+
+    def layer_values(
+        self, keys: Int64[Tensor, " n"], rows: Tensor | None = None
+    ) -> Int64[Tensor, " n"]:
+        """Layer value of each state (decoded from exact keys, else from ``rows``)."""
+        codec, column = self.codec, self.layer_column
+        if rows is not None:
+            return rows[:, column]
+        value = torch.div(keys, codec.stride[column], rounding_mode="floor")
+        return value.remainder_(codec.radix[column]) + int(codec.low[column])
+
+    def find(
+        self,
+        keys: Int64[Tensor, " n"],
+        rows: Tensor | None,
+        held: dict[int, int],
+    ) -> Int64[Tensor, " n"]:
+        """Position of each state in the concatenation of the layers ``held``.
+
+        Parameters
+        ----------
+        keys
+            State keys.
+        rows
+            Their rows (needed for hashed keys, else optional).
+        held
+            Layer index -> offset of its first state.
+
+        Raises
+        ------
+        KeyError
+            Naming a state that is in none of the held layers.
+        """
+        value = self.layer_values(keys, rows)
+        ids = torch.empty_like(keys)
+        for layer_value in value.unique().tolist():
+            chosen = torch.nonzero(value == layer_value).flatten()
+            part = rows.index_select(0, chosen) if rows is not None else None
+            index = self.layer_index(layer_value)
+            if index not in held:
+                row = (
+                    part[0]
+                    if part is not None
+                    else self.codec.rows(keys[chosen[:1]])[0]
+                )
+                raise KeyError(f"state {row.tolist()} is not among the held layers")
+            found = self.locate(index, keys.index_select(0, chosen), part)
+            ids.index_copy_(0, chosen, found + held[index])
+        return ids
+
+
+def searchsorted(
+    sorted_keys: Int64[Tensor, " m"], keys: Int64[Tensor, " n"]
+) -> Int64[Tensor, " n"]:
+    """Left insertion points of ``keys`` in ``sorted_keys`` (NumPy's on the CPU)."""
+    if sorted_keys.device.type == "cpu":
+        return torch.from_numpy(np.searchsorted(sorted_keys.numpy(), keys.numpy()))
+    return torch.searchsorted(sorted_keys, keys)
 
 
 def _distinct(
