@@ -52,7 +52,7 @@ from empo.worlds.capabilities import (
     RendersStates,
     WritesAnimations,
 )
-from empo.worlds.registry import build_world, compile_any
+from empo.worlds.registry import build_world
 from empo.worlds.rows import world_model
 
 log = logging.getLogger(__name__)
@@ -241,9 +241,22 @@ def _solve(
             )
     if params.solver in (SolverKind.EXACT, SolverKind.BOTH):
         from empo.exact import solve
+        from empo.exact.auto import compile_planned, plan_exact, solve_layered_run
 
         start = time.perf_counter()
-        compiled = compile_any(world, device=device, dtype=_DTYPES[params.exact.dtype])
+        plan = plan_exact(world, params, device)
+        if plan.layered and params.solver is SolverKind.BOTH:
+            raise ValueError(
+                "solver = 'both' compares on every state, which needs the in-memory "
+                f"solver (about {plan.in_memory_gib:.1f} GiB, more than "
+                f"exact.memory_gib = {params.exact.memory_gib:g})"
+            )
+        if plan.layered:
+            layered = solve_layered_run(
+                world, params, plan, device, run_dir, metrics, progress
+            )
+            return layered, None
+        compiled = compile_planned(world, plan, params, device)
         metrics["time/compile_s"] = time.perf_counter() - start
         metrics["num_states"] = compiled.num_states
         metrics["num_joint_actions"] = compiled.num_joint_actions

@@ -226,7 +226,7 @@ def _held_tables(
     )
 
 
-def _sizes(model: Any) -> dict[str, int]:
+def layer_sizes(model: Any) -> dict[str, int]:
     """Sizes of the axis letters of :data:`~empo.exact.layered_store.QUANTITY_AXES`."""
     counts = [len(names) for names in model.action_names]
     return dict(
@@ -239,7 +239,7 @@ def _sizes(model: Any) -> dict[str, int]:
 
 def _zeros(ctx: _Context, names: Sequence[str], n: int) -> dict[str, Tensor]:
     """Zero arrays of quantities for ``n`` states (``v_r = terminal_v_r``)."""
-    sizes = _sizes(ctx.model)
+    sizes = layer_sizes(ctx.model)
     out = {
         name: torch.zeros(
             (n, *(sizes[a] for a in QUANTITY_AXES[name])),
@@ -472,7 +472,7 @@ def solve_layered(
         dtype=dtype,
         goal_weights=world.goal_weights.to(device=device, dtype=dtype),
     )
-    store = LayeredStore(names, layers.num_states, _sizes(world), dtype, directory)
+    store = LayeredStore(names, layers.num_states, layer_sizes(world), dtype, directory)
     item = torch.empty((), dtype=dtype).element_size()
     chunk = chunk_states(world, layers.max_outcomes, item, chunk_bytes)
     offsets = layers.offsets

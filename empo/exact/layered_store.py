@@ -53,6 +53,13 @@ def check_outputs(outputs: Sequence[str]) -> tuple[str, ...]:
     return VALUES + tuple(n for n in dict.fromkeys(outputs) if n not in VALUES)
 
 
+def floats_per_state(names: Sequence[str], sizes: dict[str, int]) -> int:
+    """Floats one state takes in the quantities ``names``."""
+    return sum(
+        int(np.prod([sizes[axis] for axis in QUANTITY_AXES[name]])) for name in names
+    )
+
+
 class LayeredStore:
     """Arrays ``[states, ...]`` of some quantities, in memory or in ``.npy`` files.
 
@@ -133,7 +140,7 @@ class LayeredStore:
         return torch.from_numpy(np.ascontiguousarray(array[ids.cpu().numpy()]))
 
     def tensor(self, name: str) -> Tensor:
-        """A whole quantity (in-memory stores), or a read-only view of its file."""
+        """A whole quantity (in-memory stores), or a copy of its file's array."""
         if self.directory is None:
             return self._tensors[name]
         array = np.load(self.path(name), mmap_mode="r")

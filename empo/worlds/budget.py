@@ -79,7 +79,12 @@ def in_memory_bytes_per_state(size: WorldSize) -> int:
 
 
 def layered_bytes(
-    size: WorldSize, states: int, largest_layer: int, exact_keys: bool, chunk: int
+    size: WorldSize,
+    states: int,
+    largest_layer: int,
+    exact_keys: bool,
+    chunk: int,
+    stored: int = 0,
 ) -> int:
     """Bytes the layered solver needs.
 
@@ -91,16 +96,21 @@ def layered_bytes(
         Number of states (8 bytes of packed key each, plus the row if the keys
         are hashes).
     largest_layer
-        States of the largest layer: two adjacent layers hold their rows, masks
-        and successor values (``V^m``, ``V^e`` targets and ``V_r``) at once.
+        States of the largest layer: two adjacent layers hold their rows, goal
+        membership, successor values (``V^m``, ``V^e`` targets and ``V_r``) and
+        stored quantities at once.
     exact_keys
         Whether keys decode into rows (else rows are stored beside the keys).
     chunk
         Working memory of one chunk of states in bytes.
+    stored
+        Floats per state of the quantities written out per layer besides
+        ``v_m``, ``v_e`` and ``v_r``.
     """
     per_key = 8 if exact_keys else 8 + 8 * size.state_dim
-    values = (2 * size.humans * size.goals + 1) * size.item
-    per_layer_state = 2 * values + 8 * size.state_dim + size.quantities * size.item
+    hg = size.humans * size.goals
+    floats = 2 * (2 * hg + 1) + stored
+    per_layer_state = floats * size.item + 8 * size.state_dim + hg
     return states * per_key + 2 * largest_layer * per_layer_state + chunk
 
 

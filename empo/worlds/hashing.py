@@ -136,6 +136,7 @@ class KeyCodec:
             strides[column] = strides[column + 1] * radix[column + 1]
         self.stride = torch.tensor(strides, dtype=torch.int64, device=low.device)
         self.radix = high - low + 1
+        self._origin = int((low * self.stride).sum())
 
     @property
     def exact(self) -> bool:
@@ -146,7 +147,9 @@ class KeyCodec:
         """One key per row (packed or hashed)."""
         if self.stride is None:
             return hash_rows(rows)
-        return ((rows - self.low) * self.stride).sum(-1)
+        if rows.device.type == "cpu":
+            return torch.matmul(rows, self.stride) - self._origin
+        return (rows * self.stride).sum(-1) - self._origin
 
     def rows(self, keys: Int64[Tensor, " n"]) -> Int64[Tensor, "n dim"]:
         """Rows of exact keys (inverse of :meth:`keys`)."""
@@ -158,15 +161,17 @@ class KeyCodec:
             .add_(self.low)
         )
 
-    def check_rows(self, rows: Int64[Tensor, "n dim"]) -> None:
+    def check_rows(self, rows: Int64[Tensor, "... dim"]) -> None:
         """Raise if some row leaves the bounds, naming the column and the row."""
-        if self.low is None:
+        if self.low is None or len(rows) == 0:
             return
-        outside = (rows < self.low) | (rows > self.high)
-        if bool(outside.any()):
+        flat = rows.reshape(-1, self.dim)
+        least, most = torch.aminmax(flat, dim=0)
+        if bool((least < self.low).any() | (most > self.high).any()):
+            outside = (flat < self.low) | (flat > self.high)
             row, column = torch.nonzero(outside)[0].tolist()
             raise ValueError(
-                f"state {rows[row].tolist()}: column {column} = {int(rows[row, column])} "
+                f"state {flat[row].tolist()}: column {column} = {int(flat[row, column])} "
                 f"lies outside the world's state_bounds "
                 f"[{int(self.low[column])}, {int(self.high[column])}]"
             )

@@ -605,6 +605,7 @@ def enumerate_layers(
     budget: StateBudget | None = None,
     device: torch.device | str | None = None,
     chunk_bytes: int = 0,
+    stored: int = 0,
     on_layer: Callable[[int, int, int, float], None] | None = None,
 ) -> StateLayers:
     """Enumerate the reachable states of a layered world model, layer by layer.
@@ -621,6 +622,9 @@ def enumerate_layers(
         Where the keys live.
     chunk_bytes
         Working memory of one solver chunk (part of the memory estimate).
+    stored
+        Floats per state of the quantities the solver stores besides the values
+        (part of the memory estimate).
     on_layer
         Called after each layer with ``(layer value, its states, states so far,
         seconds so far)``.
@@ -670,7 +674,7 @@ def enumerate_layers(
         budget.check_states(states, where)
         size = world_size(model, layers.max_outcomes)
         needed = layered_bytes(
-            size, states, max(largest, layer_states), codec.exact, chunk_bytes
+            size, states, max(largest, layer_states), codec.exact, chunk_bytes, stored
         )
         budget.check_memory(states, needed, where, "layered")
 
@@ -700,7 +704,7 @@ def enumerate_layers(
             layers.max_outcomes = max(
                 layers.max_outcomes, int(positive.sum(dim=1).max())
             )
-            codec.check_rows(base_rows.flatten(0, 1))
+            codec.check_rows(base_rows)
             found = found[positive]
             if codec.exact:
                 found_rows = None
