@@ -108,6 +108,9 @@ class _Context:
     device: torch.device
     dtype: torch.dtype
     goal_weights: Float[Tensor, "human goal"]
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict(transitions=0.0, phase1=0.0, phase2=0.0)
+    )
 
     def chunk_world(
         self,
@@ -153,6 +156,7 @@ def _solve_chunk(
     :data:`~empo.exact.layered_store.QUANTITY_AXES`.
     """
     codec = ctx.layers.codec
+    started = time.perf_counter()
     expansion = expand(ctx.model, rows, ctx.per_agent, codec, slots=True)
     keys, probabilities, base_rows = successor_keys(ctx.model, rows, expansion, codec)
     live = probabilities > 0
@@ -177,10 +181,17 @@ def _solve_chunk(
     layout = Layout(world)
     humans = HumanModel().resolve(world, ctx.theory)
     local = torch.arange(len(rows), device=ctx.device)
+    middle = time.perf_counter()
     q_m, pi_h, v_m = phase1_chunk(layout, humans, ctx.theory, table_m, local)
+    later = time.perf_counter()
     q_r, pi_r, v_e, x_h, u_r, v_r = phase2_chunk(
         layout, ctx.theory, pi_h, table_e, table_r, local
     )
+    for name, seconds in zip(
+        ("transitions", "phase1", "phase2"),
+        (middle - started, later - middle, time.perf_counter() - later),
+    ):
+        ctx.seconds[name] += seconds
     return dict(
         q_m=q_m,
         pi_h=pi_h,
@@ -275,7 +286,9 @@ class LayeredSolution:
         Per-state arrays.
     seconds
         Wall-clock seconds of the ``"enumeration"`` and of the ``"solve"`` (both
-        phases).
+        phases), and within the solve those spent regenerating ``"transitions"``
+        and in the ``"phase1"`` and ``"phase2"`` kernels (on CUDA, queued work is
+        counted where it is waited for).
     layer_stats
         Per layer (in layer order): states, seconds, resident memory afterwards.
     stats
@@ -523,6 +536,7 @@ def solve_layered(
         seconds={
             "enumeration": layers.seconds,
             "solve": time.perf_counter() - started,
+            **ctx.seconds,
         },
         layer_stats=stats[::-1],
         context=ctx,

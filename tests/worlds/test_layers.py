@@ -1,0 +1,100 @@
+"""Packed state keys, layer-by-layer enumeration and its budget."""
+
+import pytest
+import torch
+
+from empo.worlds.budget import BudgetExceededError, StateBudget
+from empo.worlds.compiler import compile_world
+from empo.worlds.hashing import KeyCodec, hash_rows
+from empo.worlds.layers import enumerate_layers
+from empo.worlds.registry import build_world
+
+
+def test_key_codec_packs_exactly_and_falls_back_to_hashes() -> None:
+    bounds = torch.tensor([[0, -1, 3], [9, 1, 5]])
+    codec = KeyCodec(bounds, 3)
+    grid = torch.cartesian_prod(
+        torch.arange(10), torch.arange(-1, 2), torch.arange(3, 6)
+    )
+    keys = codec.keys(grid)
+    assert codec.exact and codec.bits == 7
+    assert keys.tolist() == list(range(90))
+    assert torch.equal(codec.rows(keys), grid)
+    with pytest.raises(ValueError, match=r"column 1 = 2 lies outside .* \[-1, 1\]"):
+        codec.check_rows(torch.tensor([[0, 2, 3]]))
+    wide = KeyCodec(torch.tensor([[0] * 3, [2**31] * 3]), 3)
+    assert not wide.exact and wide.bits == 94
+    assert torch.equal(wide.keys(grid), hash_rows(grid))
+
+
+def test_layers_hold_the_compiled_states() -> None:
+    world = build_world("key_door", {"max_steps": 7})
+    layers = enumerate_layers(world)
+    compiled = compile_world(world)
+    rows = torch.cat([layers.rows(i) for i in range(len(layers.keys))])
+    assert layers.values == list(range(8))
+    assert sorted(map(tuple, rows.tolist())) == sorted(
+        map(tuple, compiled.state_table.tolist())
+    )
+    assert layers.max_outcomes == compiled.successors.shape[2]
+    first = layers.rows(layers.initial_layer)[layers.initial_position]
+    assert torch.equal(first, compiled.state_table[compiled.initial_state])
+
+
+class Backwards:
+    """A two-step world whose second step goes back to layer 0 (or leaves the
+    bounds)."""
+
+    agents, humans, robots = ("h",), (0,), ()
+    action_names, rest_action = (("a",),), (None,)
+    state_dim, max_outcomes, layer_column = 2, 1, 0
+    goal_names = (("g",),)
+    goal_weights = torch.ones(1, 1, dtype=torch.float64)
+
+    def __init__(self, jump: int) -> None:
+        self.jump = jump
+
+    def state_bounds(self) -> torch.Tensor:
+        return torch.tensor([[0, 0], [2, 1]])
+
+    def initial_states(self) -> torch.Tensor:
+        return torch.tensor([[0, 0]])
+
+    def is_terminal(self, states: torch.Tensor) -> torch.Tensor:
+        return states[:, 0] >= 2
+
+    def action_mask(self, states: torch.Tensor) -> torch.Tensor:
+        return torch.ones(len(states), 1, 1, dtype=torch.bool)
+
+    def transitions(self, states: torch.Tensor, actions: torch.Tensor) -> tuple:
+        step = torch.where(states[:, :1] == 1, self.jump, 1)
+        following = states + torch.cat([step, torch.zeros_like(step)], 1)
+        return following[:, None], torch.ones(len(states), 1, dtype=torch.float64)
+
+    def goal_membership(self, states: torch.Tensor) -> torch.Tensor:
+        return torch.ones(len(states), 1, 1, dtype=torch.bool)
+
+
+def test_enumeration_refuses_backward_steps_and_rows_outside_the_bounds() -> None:
+    assert enumerate_layers(Backwards(jump=1)).sizes == [1, 1, 1]
+    with pytest.raises(ValueError, match="from layer 1 leads to layer 0"):
+        enumerate_layers(Backwards(jump=-1))
+    with pytest.raises(ValueError, match="column 0 = 3 lies outside"):
+        enumerate_layers(Backwards(jump=2))
+
+
+def test_budget_stops_enumeration_with_one_line() -> None:
+    world = build_world("key_door_2h", {"max_steps": 6})
+    total = enumerate_layers(world).num_states
+    budget = StateBudget(max_states=total - 1, world="key_door_2h")
+    with pytest.raises(BudgetExceededError) as error:
+        enumerate_layers(world, budget=budget)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("world 'key_door_2h': at least ")
+    assert f"more than exact.max_states = {total - 1:,}" in message
+    small = StateBudget(memory_bytes=2**20, world="key_door_2h")
+    with pytest.raises(BudgetExceededError, match="layered solver, more than the "):
+        enumerate_layers(world, budget=small, chunk_bytes=2**19)
+    with pytest.raises(BudgetExceededError, match="in-memory solver"):
+        compile_world(world, budget=small)
