@@ -108,9 +108,27 @@ class _Context:
     device: torch.device
     dtype: torch.dtype
     goal_weights: Float[Tensor, "human goal"]
+    joint_order: Int64[Tensor, " joint"] | None = None
     seconds: dict[str, float] = field(
         default_factory=lambda: dict(transitions=0.0, phase1=0.0, phase2=0.0)
     )
+
+    @property
+    def order(self) -> list[int]:
+        """The agents with the humans first and the robots last."""
+        return [*self.model.humans, *self.model.robots]
+
+    def canonical_joint(self) -> Int64[Tensor, " joint"]:
+        """The world's joint action of each joint action of the agents in
+        :attr:`order` (the solver's canonical order, :mod:`empo.exact.layout`)."""
+        counts = [len(names) for names in self.model.action_names]
+        strides = [math.prod(counts[i + 1 :]) for i in range(len(counts))]
+        rest = torch.arange(math.prod(counts), device=self.device)
+        joint = torch.zeros_like(rest)
+        for agent in reversed(self.order):
+            joint += (rest % counts[agent]) * strides[agent]
+            rest = torch.div(rest, counts[agent], rounding_mode="floor")
+        return joint
 
     def chunk_world(
         self,
@@ -119,15 +137,18 @@ class _Context:
         probabilities: Float[Tensor, "n joint k"],
         mask: Tensor,
     ) -> CompiledWorld:
-        """A compiled world of the chunk's states; successor ids index a table."""
-        model = self.model
+        """A compiled world of the chunk's states, its agents in :attr:`order` (so
+        that its joint actions are already in canonical order); successor ids index
+        the successor tables."""
+        model, order = self.model, self.order
         member = model.goal_membership(rows).to(torch.bool)
+        humans = len(model.humans)
         return CompiledWorld(
-            agents=tuple(model.agents),
-            humans=tuple(model.humans),
-            robots=tuple(model.robots),
-            action_names=tuple(tuple(n) for n in model.action_names),
-            action_mask=mask,
+            agents=tuple(model.agents[a] for a in order),
+            humans=tuple(range(humans)),
+            robots=tuple(range(humans, len(order))),
+            action_names=tuple(tuple(model.action_names[a]) for a in order),
+            action_mask=mask[:, order],
             successors=successors,
             probabilities=probabilities,
             terminal=torch.zeros(len(rows), dtype=torch.bool, device=self.device),
@@ -136,7 +157,7 @@ class _Context:
             goal_names=tuple(tuple(n) for n in model.goal_names),
             height=None,
             initial_state=0,
-            rest_action=tuple(model.rest_action),
+            rest_action=tuple(model.rest_action[a] for a in order),
         )
 
 
@@ -170,8 +191,11 @@ def _solve_chunk(
     probabilities = torch.cat(
         [probabilities, probabilities.new_zeros(1, keys.shape[1])]
     )
-    slot = expansion.slot.masked_fill(expansion.slot < 0, len(ids) - 1).flatten()
-    shape = (*expansion.slot.shape, ids.shape[1])
+    slot = expansion.slot
+    if ctx.joint_order is not None:
+        slot = slot.index_select(1, ctx.joint_order)
+    shape = (*slot.shape, ids.shape[1])
+    slot = slot.masked_fill(slot < 0, len(ids) - 1).flatten()
     world = ctx.chunk_world(
         rows,
         ids.index_select(0, slot).view(shape),
@@ -485,6 +509,9 @@ def solve_layered(
         dtype=dtype,
         goal_weights=world.goal_weights.to(device=device, dtype=dtype),
     )
+    joint_order = ctx.canonical_joint()
+    if not torch.equal(joint_order, torch.arange(len(joint_order), device=device)):
+        ctx.joint_order = joint_order
     store = LayeredStore(names, layers.num_states, layer_sizes(world), dtype, directory)
     item = torch.empty((), dtype=dtype).element_size()
     chunk = chunk_states(world, layers.max_outcomes, item, chunk_bytes)
