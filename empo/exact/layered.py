@@ -48,11 +48,11 @@ from empo.exact.phase1 import phase1_chunk
 from empo.exact.phase2 import phase2_chunk
 from empo.parameters.theory import TheoryParameters
 from empo.theory import goal_backup, power_bits
-from empo.utils.memory import peak_rss_gib, rss_gib
+from empo.utils.memory import device_gib, rss_gib
 from empo.worlds.budget import StateBudget
 from empo.worlds.compiled import CompiledWorld
 from empo.worlds.layers import (
-    SENTINEL,
+    PAIRS_PER_BATCH,
     StateLayers,
     enumerate_layers,
     expand,
@@ -62,8 +62,8 @@ from empo.worlds.layers import (
 
 logger = logging.getLogger(__name__)
 
-CHUNK_BYTES = 128 * 2**20
-"""Working memory of one chunk of states (their transitions and intermediates)."""
+CHUNK_BYTES = 32 * 2**20
+"""Working memory of the kernels on one chunk of states."""
 
 
 def chunk_states(model: Any, outcomes: int, item: int, budget: int) -> int:
@@ -166,14 +166,16 @@ Tables = tuple[Int64[Tensor, " n"], Tensor, Tensor, Tensor]
 
 
 def _solve_chunk(
-    ctx: _Context, rows: Int64[Tensor, "n dim"], tables: Any
+    ctx: _Context, rows: Int64[Tensor, "n dim"], tables: Any, chunk: int
 ) -> dict[str, Tensor]:
     """Both phases at non-terminal ``rows`` from their successors' values.
 
-    ``tables(keys, rows)`` receives the live successors' keys (and rows, for hashed
-    keys) and returns :data:`Tables`: their rows in the successor tables, the
-    eq. (1) targets (ending with a row of ``+inf``, read by disallowed robot
-    actions), the eq. (6) targets and ``V_r``. Returns every quantity of
+    The transitions of all ``rows`` are regenerated at once; the kernels run on
+    chunks of ``chunk`` states (small enough for the caches). ``tables(keys,
+    rows)`` receives the live successors' keys (and rows, for hashed keys) and
+    returns :data:`Tables`: their rows in the successor tables, the eq. (1) targets
+    (ending with a row of ``+inf``, read by disallowed robot actions), the eq. (6)
+    targets and ``V_r``. Returns every quantity of
     :data:`~empo.exact.layered_store.QUANTITY_AXES`.
     """
     codec = ctx.layers.codec
@@ -190,32 +192,47 @@ def _solve_chunk(
     ids[:-1][live] = found
     probabilities = torch.cat(
         [probabilities, probabilities.new_zeros(1, keys.shape[1])]
-    )
+    ).to(ctx.dtype)
     slot = expansion.slot
     if ctx.joint_order is not None:
         slot = slot.index_select(1, ctx.joint_order)
-    shape = (*slot.shape, ids.shape[1])
-    slot = slot.masked_fill(slot < 0, len(ids) - 1).flatten()
-    world = ctx.chunk_world(
-        rows,
-        ids.index_select(0, slot).view(shape),
-        probabilities.to(ctx.dtype).index_select(0, slot).view(shape),
-        expansion.mask,
-    )
+    slot = slot.masked_fill(slot < 0, len(ids) - 1)
+    ctx.seconds["transitions"] += time.perf_counter() - started
+    parts: dict[str, list[Tensor]] = {}
+    for low in range(0, len(rows), chunk):
+        high = min(low + chunk, len(rows))
+        part = slot[low:high].flatten()
+        shape = (high - low, slot.shape[1], ids.shape[1])
+        world = ctx.chunk_world(
+            rows[low:high],
+            ids.index_select(0, part).view(shape),
+            probabilities.index_select(0, part).view(shape),
+            expansion.mask[low:high],
+        )
+        for name, value in _kernels(ctx, world, table_m, table_e, table_r).items():
+            parts.setdefault(name, []).append(value)
+    return {name: torch.cat(values) for name, values in parts.items()}
+
+
+def _kernels(
+    ctx: _Context,
+    world: CompiledWorld,
+    table_m: Tensor,
+    table_e: Tensor,
+    table_r: Tensor,
+) -> dict[str, Tensor]:
+    """Phases 1 and 2 on every state of a chunk world (the in-memory kernels)."""
+    started = time.perf_counter()
     layout = Layout(world)
     humans = HumanModel().resolve(world, ctx.theory)
-    local = torch.arange(len(rows), device=ctx.device)
-    middle = time.perf_counter()
+    local = torch.arange(world.num_states, device=ctx.device)
     q_m, pi_h, v_m = phase1_chunk(layout, humans, ctx.theory, table_m, local)
-    later = time.perf_counter()
+    middle = time.perf_counter()
     q_r, pi_r, v_e, x_h, u_r, v_r = phase2_chunk(
         layout, ctx.theory, pi_h, table_e, table_r, local
     )
-    for name, seconds in zip(
-        ("transitions", "phase1", "phase2"),
-        (middle - started, later - middle, time.perf_counter() - later),
-    ):
-        ctx.seconds[name] += seconds
+    ctx.seconds["phase1"] += middle - started
+    ctx.seconds["phase2"] += time.perf_counter() - middle
     return dict(
         q_m=q_m,
         pi_h=pi_h,
@@ -380,7 +397,9 @@ class LayeredSolution:
         if len(live) == 0:
             return out
         with torch.inference_mode():
-            values = _solve_chunk(ctx, states.index_select(0, live), self._tables)
+            values = _solve_chunk(
+                ctx, states.index_select(0, live), self._tables, len(live)
+            )
         for name, value in values.items():
             out[name].index_copy_(0, live, value.to(ctx.dtype))
         return out
@@ -515,6 +534,7 @@ def solve_layered(
     store = LayeredStore(names, layers.num_states, layer_sizes(world), dtype, directory)
     item = torch.empty((), dtype=dtype).element_size()
     chunk = chunk_states(world, layers.max_outcomes, item, chunk_bytes)
+    block = max(chunk, PAIRS_PER_BATCH // ctx.per_agent.shape[0])
     offsets = layers.offsets
     held: dict[int, _Values] = {}
     stats: list[LayerStats] = []
@@ -535,8 +555,8 @@ def solve_layered(
                     ids = ctx.layers.find(keys, found, held_at)
                     return ids, table_m, table_e, table_r
 
-                for ids in torch.split(live, chunk):
-                    values = _solve_chunk(ctx, rows.index_select(0, ids), tables)
+                for ids in torch.split(live, block):
+                    values = _solve_chunk(ctx, rows.index_select(0, ids), tables, chunk)
                     for name in names:
                         out[name].index_copy_(0, ids, values[name].to(dtype))
                     bar.update(len(ids))

@@ -29,6 +29,7 @@ import torch
 from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
+from empo.utils.memory import rss_gib
 from empo.worlds.budget import StateBudget, WorldSize, layered_bytes
 from empo.worlds.hashing import KeyCodec
 
@@ -159,7 +160,7 @@ def expand(
         canonical action is not allowed.
     """
     counts = [len(names) for names in model.action_names]
-    n, device = rows.shape[0], rows.device
+    device = rows.device
     terminal = model.is_terminal(rows).to(torch.bool)
     mask = model.action_mask(rows).to(torch.bool) & ~terminal[:, None, None]
     canonical, shift = _effects(model, rows, mask, codec)
@@ -317,12 +318,12 @@ def _sort_outcomes(
     for step in range(width):
         for left in range(step % 2, width - 1, 2):
             swap = columns[left][0] > columns[left + 1][0]
-            for field in range(3):
-                low, high = columns[left][field], columns[left + 1][field]
-                columns[left][field] = torch.where(swap, high, low)
-                columns[left + 1][field] = torch.where(swap, low, high)
+            for part in range(3):
+                low, high = columns[left][part], columns[left + 1][part]
+                columns[left][part] = torch.where(swap, high, low)
+                columns[left + 1][part] = torch.where(swap, low, high)
     return tuple(
-        torch.stack([column[field] for column in columns], dim=1) for field in range(3)
+        torch.stack([column[part] for column in columns], dim=1) for part in range(3)
     )
 
 
@@ -731,9 +732,17 @@ def enumerate_layers(
                 if entry.size > 2 * max(entry.compacted, states_per_batch):
                     distinct, _ = entry.compact()
                     check(total + len(distinct), len(distinct), f"layer {target}")
+        seconds = time.perf_counter() - started
         if on_layer is not None:
-            on_layer(value, len(keys), total, time.perf_counter() - started)
-        logger.debug("layer %d: %d states, %d in all", value, len(keys), total)
+            on_layer(value, len(keys), total, seconds)
+        logger.info(
+            "enumerated layer %d: %d states, %d in all, %.1f s, RSS %.2f GiB",
+            value,
+            len(keys),
+            total,
+            seconds,
+            rss_gib(),
+        )
     first = codec.keys(initial[:1])
     layer = layers.values.index(int(initial[0, column]))
     layers.initial_layer = layer
