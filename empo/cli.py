@@ -21,7 +21,8 @@ import torch
 import yaml
 
 from empo.parameters import ParameterError, Parameters
-from empo.run import RunResult, run_experiment
+from empo.run import run_experiment
+from empo.summary import format_summary
 from empo.utils.wandb_logging import WandbMode
 
 DEFAULT_PARAMETERS = Parameters()
@@ -171,55 +172,6 @@ def _parameters(args: argparse.Namespace) -> Parameters:
     params = Parameters.load(args.config) if args.config else DEFAULT_PARAMETERS
     overrides = dict(parse_assignment(text) for text in args.overrides)
     return params.with_overrides(overrides) if overrides else params
-
-
-def _format_number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def format_summary(result: RunResult) -> str:
-    """One screen about a run: robot behaviour, human power, ``V_r(s_0)``, files.
-
-    Parameters
-    ----------
-    result
-        A completed run.
-    """
-    p = result.params
-    m = result.metrics
-    lines = [
-        f"empo run: world {p.world.name.value}, solver {p.solver.value}, "
-        f"seed {p.seed} ({result.duration_s:.2f} s)",
-    ]
-    if "num_states" in m:
-        lines.append(f"  states: {m['num_states']}")
-    evaluation = result.evaluation
-    if evaluation is not None:
-        lines.append("Robot policy at the initial state:")
-        ranked = sorted(evaluation.robot_policy_s0.items(), key=lambda kv: -kv[1])
-        for action, prob in ranked[:8]:
-            lines.append(f"  {action:<24} {prob:6.3f}")
-        lines.append("Most likely trajectory:")
-        labels = evaluation.trajectory_labels
-        for t, actions in enumerate(evaluation.trajectory_actions[:12]):
-            acted = ", ".join(f"{a}: {n}" for a, n in actions.items())
-            lines.append(f"  {t:>3} {labels[t]:<28} -> {acted}")
-        if len(evaluation.trajectory_actions) > 12:
-            lines.append(f"  ... ({len(evaluation.trajectory_actions)} steps)")
-        lines.append(f"  end {labels[-1]}")
-        lines.append("Human power W_h [bits] (start -> end of the trajectory):")
-        for name in evaluation.humans:
-            start = _format_number(m[f"w_h/{name}/s0"])
-            end = _format_number(m[f"w_h/{name}/final"])
-            lines.append(f"  {name:<24} {start} -> {end}")
-        lines.append(f"V_r(s_0) = {_format_number(evaluation.v_r_s0)}")
-    for key in sorted(k for k in m if k.startswith("comparison/"))[:6]:
-        lines.append(f"  {key} = {_format_number(m[key])}")
-    lines.append(f"Run directory: {result.run_dir}")
-    wandb_dirs = sorted((result.run_dir / "wandb").glob("offline-run-*"))
-    if wandb_dirs:
-        lines.append(f"W&B offline run (upload: wandb sync {wandb_dirs[-1]})")
-    return "\n".join(lines)
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:

@@ -82,6 +82,8 @@ class RunResult:
         Trajectory and expectation views of the solution, when it was evaluated.
     learned
         The learned solver's result (solver ``"learned"``/``"both"``).
+    world
+        The world object the run built (drawings of its states in summaries).
     """
 
     params: Parameters
@@ -92,6 +94,7 @@ class RunResult:
     duration_s: float = 0.0
     evaluation: Evaluation | None = None
     learned: Any = None
+    world: Any = None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -435,6 +438,7 @@ def run_experiment(
             duration_s=metrics["duration_s"],
             evaluation=evaluation,
             learned=learned,
+            world=world,
         )
     except BaseException as error:
         metrics["status"] = "failed"

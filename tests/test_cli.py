@@ -66,16 +66,16 @@ def test_run_with_config_and_overrides(
     )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed"
-    assert "Robot policy at the initial state:" in out
-    assert "Most likely trajectory:" in out
-    assert "Human power W_h [bits] (start -> end of the trajectory):" in out
+    assert "Robot policy at the start: " in out
+    assert "Most likely trajectory (" in out
+    assert "Human power W_h [bits]:" in out
     assert f"V_r(s_0) = {metrics['v_r_s0']:.4g}" in out
-    assert f"{metrics['w_h/human/s0']:.4g} -> " in out
+    assert f"{metrics['w_h/human/s0']:>8.4g}  " in out
     assert f"Run directory: {run_dir}" in out
     best = max(
         (k for k in metrics if k.startswith("robot_policy_s0/")), key=metrics.get
     )
-    assert f"{best.split('/', 1)[1]:<24} {metrics[best]:6.3f}" in out
+    assert f"start: {best.split('/', 1)[1]} {metrics[best]:.3f}" in out
     assert "wandb sync" not in out
 
 

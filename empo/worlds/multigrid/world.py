@@ -277,6 +277,13 @@ class MultiGridWorld:
 
         return render_state(self, state)
 
+    def draw_text(self, state: Int64[Tensor, " dim"]) -> list[str]:
+        """Lines of a small text map of one state
+        (:func:`empo.worlds.multigrid.text.draw_text`)."""
+        from empo.worlds.multigrid.text import draw_text
+
+        return draw_text(self, state)
+
     def power_heatmap(
         self,
         compiled: Any,

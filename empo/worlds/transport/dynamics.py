@@ -316,6 +316,12 @@ class TransportWorld:
             parts.append(f"H{h}@{at}" + (f"[in V{aboard}]" if aboard >= 0 else ""))
         return " ".join(parts)
 
+    def draw_text(self, state: Int64[Tensor, " dim"]) -> list[str]:
+        """One line per vehicle and human of one state (see :mod:`.text`)."""
+        from empo.worlds.transport.text import draw_text
+
+        return draw_text(self, state)
+
     def render_state(self, state: Int64[Tensor, " dim"]) -> np.ndarray:
         """Draw one state as a ``uint8`` RGB image (see :mod:`.render`)."""
         from empo.worlds.transport.render import render_state
