@@ -117,7 +117,17 @@ def two_humans_door(**options: Any) -> MultiGridWorld:
 
 
 def lava(**options: Any) -> MultiGridWorld:
-    """A small lava field next to the human."""
+    """A small lava field next to the human.
+
+    Every cell an agent can stand on is a goal, the two lava cells included (the
+    default goals of a map leave lava out). A human who walks into lava is terminated
+    and stays on that cell, so it remains in exactly one goal: ``X_h = 1`` and
+    ``W_h = 0`` bits, no choice left. With lava left out it would be in none:
+    ``X_h = 0`` makes ``U_r = -inf`` (eq. 8) at every state after such a step, and
+    since the human prior (eqs. 1–3) gives that step positive probability from the
+    start, ``V_r(s_0) = -inf`` for every robot action and the robot policy is
+    uniform (THEORY.md: goals should cover every trajectory).
+    """
     return _builtin("lava", options)
 
 
