@@ -23,6 +23,7 @@ import yaml
 from empo.parameters import ParameterError, Parameters
 from empo.run import run_experiment
 from empo.summary import format_summary
+from empo.utils.solution_files import parse_keys
 from empo.utils.wandb_logging import WandbMode
 
 DEFAULT_PARAMETERS = Parameters()
@@ -114,6 +115,18 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument(
+        "--solution-keys",
+        default="default",
+        help="solution tensors to write: default (all but the per-action phase-1 "
+        "tables q_m, pi_h), all, none, or names, e.g. pi_r,v_r",
+    )
+    parser.add_argument(
+        "--solution-dtype",
+        choices=["float32", "float64"],
+        default="float32",
+        help="precision of the written solution tensors (default: float32)",
+    )
+    parser.add_argument(
         "--threads",
         type=_positive_int,
         default=1,
@@ -176,6 +189,10 @@ def _parameters(args: argparse.Namespace) -> Parameters:
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     params = _parameters(args)
+    try:
+        parse_keys(args.solution_keys)
+    except ValueError as error:
+        raise ParameterError(f"--solution-keys: {error}") from None
     torch.set_num_threads(args.threads)
     result = run_experiment(
         params,
@@ -185,6 +202,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         wandb_mode=args.wandb,
         wandb_group=args.wandb_group,
         progress=not args.no_progress,
+        solution_keys=args.solution_keys,
+        solution_dtype=args.solution_dtype,
     )
     print(format_summary(result), file=out)
     return 0

@@ -9,7 +9,9 @@ where it is written. A run directory holds:
 ``metrics.json``
     flat metrics with ``"status"`` (``"completed"`` or ``"failed"`` with ``"error"``);
 ``solution.pt``
-    the solution tensors, ``{"phase1": {...}, "phase2": {...}}`` (``torch.load``);
+    the solution tensors, ``{"phase1": {...}, "phase2": {...}}`` (``torch.load``), in
+    float32 and without ``q_m``, ``pi_h`` unless asked for
+    (:mod:`empo.utils.solution_files`);
 ``trajectory.json``
     the most likely trajectory: states and per-agent actions;
 ``power_over_time.png``, ``robot_policy_s0.png``
@@ -35,7 +37,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -45,6 +47,7 @@ from empo.solution import Solution, SolutionTables
 from empo.theory import power_bits
 from empo.utils.run_dir import create_run_dir, default_run_name
 from empo.utils.seeding import generator, seed_everything, solution_digest
+from empo.utils.solution_files import parse_dtype, parse_keys, save_solution
 from empo.utils.wandb_logging import WandbMode, WandbTracker, parse_mode
 from empo.worlds.capabilities import (
     DescribesStates,
@@ -99,16 +102,6 @@ class RunResult:
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def _save_tensors(solution: Any, path: Path) -> None:
-    torch.save(
-        {
-            phase: getattr(solution, phase).cpu().to_dict()
-            for phase in ("phase1", "phase2")
-        },
-        path,
-    )
 
 
 def _learned_train() -> Any:
@@ -168,6 +161,11 @@ def _draw(
     }
     videos: dict[str, Path] = {}
     compiled = solution.world
+    rows = (
+        compiled.state_table
+        if compiled.state_table is not None
+        else compiled.state_labels
+    )
     if isinstance(world, DrawsPowerMaps):
         w_h = torch.log2(solution.phase2["x_h"])
         path = torch.tensor(evaluation.trajectory, device=w_h.device)
@@ -180,17 +178,16 @@ def _draw(
             for suffix, (state, where) in references.items():
                 values = world.power_heatmap(compiled, w_h, h, state)
                 key = f"power_heatmap_{name}{suffix}"
+                picture = None
+                if isinstance(world, RendersStates):
+                    picture = world.render_state(rows[state])
                 images[key] = plot_heatmap(
                     values,
                     f"$W_h$ of {name} [bits], {where}",
                     run_dir / f"{key}.png",
+                    background=picture,
                 )
     if isinstance(world, RendersStates):
-        rows = (
-            compiled.state_table
-            if compiled.state_table is not None
-            else compiled.state_labels
-        )
         frames = [world.render_state(rows[s]) for s in evaluation.trajectory]
         videos["rollout"] = save_gif(frames, run_dir / "rollout.gif")
     return images, videos
@@ -230,6 +227,7 @@ def _solve(
     tracker: WandbTracker,
     run_dir: Path,
     metrics: dict[str, Any],
+    saving: tuple[tuple[str, ...], torch.dtype],
 ) -> tuple[Any, Any]:
     """Run the chosen solver(s); return ``(exact solution or None, learned or None)``."""
     exact = learned = None
@@ -280,7 +278,7 @@ def _solve(
         metrics["solution_sha256"] = solution_digest(
             {"phase1": exact.phase1, "phase2": exact.phase2}
         )
-        _save_tensors(exact, run_dir / "solution.pt")
+        save_solution(exact, run_dir / "solution.pt", *saving)
     if params.solver in (SolverKind.LEARNED, SolverKind.BOTH):
         train = _learned_train()
         start = time.perf_counter()
@@ -298,7 +296,7 @@ def _solve(
         metrics.update(_s0_metrics(world, learned))
         tables = learned.tabulate(exact.world if exact is not None else None)
         if tables is not None:
-            _save_tensors(tables, run_dir / "solution_learned.pt")
+            save_solution(tables, run_dir / "solution_learned.pt", *saving)
     if params.solver is SolverKind.BOTH:
         data = _compare()(tables, exact)
         _write_json(run_dir / "comparison.json", data)
@@ -326,6 +324,8 @@ def run_experiment(
     wandb_mode: WandbMode | str = "offline",
     wandb_group: str | None = None,
     progress: bool = True,
+    solution_keys: str | Sequence[str] = "default",
+    solution_dtype: str = "float32",
 ) -> RunResult:
     """Build the world, solve both phases, evaluate, save and log one run.
 
@@ -346,6 +346,13 @@ def run_experiment(
         Optional W&B group.
     progress
         Show progress bars (learned solver).
+    solution_keys
+        Which solution tensors ``solution.pt`` (and ``solution_learned.pt``) hold:
+        ``"default"`` (all but the per-action phase-1 tables ``q_m`` and ``pi_h``),
+        ``"all"``, ``"none"`` (no file), or quantity names
+        (:mod:`empo.utils.solution_files`).
+    solution_dtype
+        ``"float32"`` (default) or ``"float64"`` (the solver's full precision).
 
     Returns
     -------
@@ -363,6 +370,7 @@ def run_experiment(
     if not isinstance(params, Parameters):
         params = Parameters.from_dict(params)
     wandb_mode = parse_mode(wandb_mode)
+    saving = (parse_keys(solution_keys), parse_dtype(solution_dtype))
     start = time.perf_counter()
     run_dir = create_run_dir(output_dir or "runs", run_name or default_run_name(params))
     params.save(run_dir / "params.yaml")
@@ -385,7 +393,7 @@ def run_experiment(
         target = torch.device(device or "cpu")
         world = build_world(params.world.name, params.world.options)
         exact, learned = _solve(
-            params, world, target, progress, tracker, run_dir, metrics
+            params, world, target, progress, tracker, run_dir, metrics, saving
         )
         solution = exact if exact is not None else learned
         tables = solution.tabulate()

@@ -106,6 +106,7 @@ def test_wandb_offline_summary_names_the_sync_command(
         (["--config", "missing.yaml"], "missing.yaml does not exist"),
         (["--config", "bad.yaml"], "bad.yaml is malformed"),
         (["--config", "wrong.yaml"], "wrong.yaml: unknown parameter theroy"),
+        (["--solution-keys", "v_r,pi"], "--solution-keys: solution_keys: unknown"),
     ],
 )
 def test_bad_input_is_one_clear_line(

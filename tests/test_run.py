@@ -20,6 +20,7 @@ from empo import Parameters, RunResult, run_experiment
 from empo.parameters import ParameterError
 from empo.utils.run_dir import create_run_dir, default_run_name
 from empo.utils.seeding import derive_seed, solution_digest
+from empo.utils.solution_files import ALL_KEYS, DEFAULT_KEYS
 from empo.worlds.paradigms import commitment
 from empo.worlds.registry import build_world
 
@@ -66,9 +67,9 @@ def test_default_run_writes_a_complete_run_directory(tmp_path: Path) -> None:
     w_h = torch.log2(solution.phase2["x_h"][s0, 0]).item()
     assert metrics["w_h/human/s0"] == pytest.approx(w_h)
     saved = torch.load(result.run_dir / "solution.pt", weights_only=True)
-    assert torch.equal(saved["phase2"]["v_r"], solution.phase2["v_r"].cpu())
-    assert torch.equal(saved["phase1"]["pi_h"], solution.phase1["pi_h"].cpu())
-    assert metrics["solution_sha256"] == solution_digest(saved)
+    assert torch.equal(saved["phase2"]["v_r"], solution.phase2["v_r"].float().cpu())
+    assert set(saved["phase1"]) == {"v_m"}
+    assert set(saved["phase2"]) == {"q_r", "pi_r", "v_e", "x_h", "u_r", "v_r"}
     log_text = (result.run_dir / "run.log").read_text()
     assert "completed" in log_text and "compiled" in log_text
     assert 0 < result.duration_s < 60
@@ -83,16 +84,21 @@ def test_same_parameters_give_bit_identical_solutions(tmp_path: Path) -> None:
     first = run(tmp_path, params)
     second = run(tmp_path, params)
     assert first.run_dir != second.run_dir
+    assert first.metrics["solution_sha256"] == second.metrics["solution_sha256"]
     digests = [
         solution_digest(torch.load(r.run_dir / "solution.pt", weights_only=True))
         for r in (first, second)
     ]
-    assert digests[0] == digests[1] == first.metrics["solution_sha256"]
+    assert digests[0] == digests[1]
+    full = run(tmp_path, params, solution_keys="all", solution_dtype="float64")
+    saved = torch.load(full.run_dir / "solution.pt", weights_only=True)
+    assert solution_digest(saved) == first.metrics["solution_sha256"]
+    assert torch.equal(saved["phase1"]["pi_h"], full.solution.phase1["pi_h"].cpu())
     assert first.metrics["sampled/discounted_return_mean"] == (
         second.metrics["sampled/discounted_return_mean"]
     )
     other = run(tmp_path, params.with_overrides({"theory.beta_r": 4.0}))
-    assert other.metrics["solution_sha256"] != digests[0]
+    assert other.metrics["solution_sha256"] != first.metrics["solution_sha256"]
 
 
 def test_failed_run_records_status_and_reraises(tmp_path: Path) -> None:
@@ -192,7 +198,7 @@ class DrawableWorld:
         return self.inner.compile(device=device, dtype=dtype)
 
     def render_state(self, label: Any) -> np.ndarray:
-        image = np.zeros((6, 8, 3), dtype=np.uint8)
+        image = np.zeros((6, 9, 3), dtype=np.uint8)
         image[: label[0] + 1] = 255
         return image
 
@@ -310,3 +316,39 @@ def test_learned_and_both_solvers_end_to_end(tmp_path: Path) -> None:
     assert both.metrics["comparison/pi_r"] == comparison["pi_r"]
     assert both.solution is not both.learned  # the exact solution is evaluated
     assert both.metrics["solution_sha256"] == run(tmp_path).metrics["solution_sha256"]
+
+
+def _solution_bytes(result: RunResult, keys: tuple[str, ...], itemsize: int) -> int:
+    tensors = {**result.solution.phase1.to_dict(), **result.solution.phase2.to_dict()}
+    return sum(tensors[k].numel() * itemsize for k in keys)
+
+
+def test_solution_file_holds_the_chosen_quantities_at_their_size(
+    tmp_path: Path,
+) -> None:
+    params = Parameters(world="two_humans_door", evaluation={"rollouts": 0})
+    result = run(tmp_path, params)
+    size = (result.run_dir / "solution.pt").stat().st_size
+    default = _solution_bytes(result, DEFAULT_KEYS, 4)
+    assert default < size < default + 20_000  # float32 data plus the zip container
+    assert default < 0.25 * _solution_bytes(result, ALL_KEYS, 8)
+    chosen = run(tmp_path, params, solution_keys="pi_r,v_r", solution_dtype="float64")
+    saved = torch.load(chosen.run_dir / "solution.pt", weights_only=True)
+    assert {p: set(v) for p, v in saved.items()} == {
+        "phase1": set(),
+        "phase2": {"pi_r", "v_r"},
+    }
+    assert saved["phase2"]["v_r"].dtype == torch.float64
+    none = run(tmp_path, params, solution_keys="none", run_name="none")
+    assert not (none.run_dir / "solution.pt").exists()
+    with pytest.raises(ValueError, match="unknown quantity 'pi'; allowed: q_m"):
+        run(tmp_path, params, solution_keys=["pi"], run_name="bad")
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_default_run_writes_no_file_over_25_mb(tmp_path: Path) -> None:
+    result = run(tmp_path, Parameters())
+    sizes = {p.name: p.stat().st_size for p in result.run_dir.rglob("*") if p.is_file()}
+    assert max(sizes.values()) < 25_000_000, sizes
+    assert 10_000_000 < sizes["solution.pt"]  # key_door's 82,658 states are in it

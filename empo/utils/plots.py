@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 
 import imageio.v2 as imageio  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 from jaxtyping import Float, UInt8  # noqa: E402
@@ -90,10 +92,60 @@ def plot_robot_policy(evaluation: Evaluation, path: Path) -> Path:
     return path
 
 
+HEATMAP_ALPHA = 0.6
+"""Opacity of heatmap colours laid over a picture of the world."""
+
+
+def overlay(
+    values: Float[np.ndarray, "rows cols"],
+    background: UInt8[np.ndarray, "height width 3"],
+    lo: float,
+    hi: float,
+    cmap: str = "viridis",
+) -> Float[np.ndarray, "height width 3"]:
+    """The picture with each valued cell tinted by its colour (RGB in ``[0, 1]``).
+
+    Parameters
+    ----------
+    values
+        ``[rows, cols]`` values, NaN where a cell has none (left as in the picture).
+    background
+        RGB picture of the grid; its height and width are multiples of ``rows`` and
+        ``cols`` (one tile per cell).
+    lo, hi
+        Values mapped to the ends of the colour map.
+    cmap
+        Matplotlib colour map name.
+    """
+    rows, cols = values.shape
+    height, width = background.shape[:2]
+    if height % rows or width % cols:
+        raise ValueError(
+            f"the picture ({height}×{width}) does not tile a {rows}×{cols} grid"
+        )
+    scaled = (values - lo) / max(hi - lo, 1e-12)
+    colours = matplotlib.colormaps[cmap](np.nan_to_num(scaled))[..., :3]
+    tiles = np.repeat(np.repeat(colours, height // rows, 0), width // cols, 1)
+    valued = np.repeat(
+        np.repeat(np.isfinite(values), height // rows, 0), width // cols, 1
+    )
+    picture = np.asarray(background, dtype=float) / 255
+    tinted = (1 - HEATMAP_ALPHA) * picture + HEATMAP_ALPHA * tiles
+    return np.where(valued[..., None], tinted, picture)
+
+
 def plot_heatmap(
-    values: Float[np.ndarray, "rows cols"], title: str, path: Path
+    values: Float[np.ndarray, "rows cols"],
+    title: str,
+    path: Path,
+    background: UInt8[np.ndarray, "height width 3"] | None = None,
 ) -> Path:
-    """A heatmap of per-cell values; NaN cells (no state) are left blank.
+    """A heatmap of per-cell values, over a picture of the world where one is given.
+
+    With ``background`` (e.g. ``world.render_state`` of the reference state: walls,
+    doors, keys and agents) the values tint the picture (:func:`overlay`), so it
+    shows through; cells without a value (NaN) show only the picture. Each valued
+    cell is labelled with its number.
 
     Parameters
     ----------
@@ -103,15 +155,27 @@ def plot_heatmap(
         Figure title.
     path
         PNG file to write.
+    background
+        Optional RGB picture of the same grid, one tile per cell.
     """
     values = np.asarray(values, dtype=float)
     if values.ndim != 2:
         raise ValueError(f"a heatmap needs a 2-d array, got shape {values.shape}")
-    figure, ax = plt.subplots(
-        figsize=(1 + 0.5 * values.shape[1], 1 + 0.5 * values.shape[0])
-    )
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis")
-    figure.colorbar(image, ax=ax, label="$W_h$ [bits]")
+    rows, cols = values.shape
+    finite = values[np.isfinite(values)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    figure, ax = plt.subplots(figsize=(1.5 + 0.7 * cols, 1 + 0.7 * rows))
+    extent = (0, cols, rows, 0)
+    if background is None:
+        ax.imshow(np.ma.masked_invalid(values), cmap="viridis", extent=extent)
+    else:
+        ax.imshow(overlay(values, background, lo, hi), extent=extent)
+    scale = ScalarMappable(Normalize(lo, hi), cmap="viridis")
+    figure.colorbar(scale, ax=ax, label="$W_h$ [bits]")
+    if rows * cols <= 400:
+        for y, x in zip(*np.nonzero(np.isfinite(values))):
+            label = f"{values[y, x]:.2f}"
+            ax.text(x + 0.5, y + 0.8, label, ha="center", fontsize=7, color="white")
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
