@@ -87,6 +87,8 @@ class RunResult:
         The learned solver's result (solver ``"learned"``/``"both"``).
     world
         The world object the run built (drawings of its states in summaries).
+    tables
+        The solution laid out on the compiled world, when it was evaluated there.
     """
 
     params: Parameters
@@ -98,6 +100,7 @@ class RunResult:
     evaluation: Evaluation | None = None
     learned: Any = None
     world: Any = None
+    tables: SolutionTables | None = None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -447,6 +450,7 @@ def run_experiment(
             evaluation=evaluation,
             learned=learned,
             world=world,
+            tables=tables,
         )
     except BaseException as error:
         metrics["status"] = "failed"

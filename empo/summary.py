@@ -8,9 +8,9 @@ most likely trajectory and in expectation under the actual, stochastic policies
 (``π_r`` of eq. 5 and ``π̄_h`` of eq. 4), which can differ a lot from the most likely
 path when ``π_r`` is nearly uniform.
 
-States are drawn by the world's ``draw_text(row)`` where it has one (MultiGrid: a
-text map; transport: a line per vehicle and human) and otherwise named by their
-labels (tabular worlds).
+States are drawn by the world's ``draw_text(row)`` where it has one
+(:class:`~empo.worlds.capabilities.DrawsText`; MultiGrid: a text map; transport: a
+line per vehicle and human) and otherwise named by their labels (tabular worlds).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+from empo.worlds.capabilities import DrawsText
 
 if TYPE_CHECKING:
     from empo.evaluation import Evaluation
@@ -120,8 +122,8 @@ def _last_finite(values: Float[Tensor, " step"]) -> tuple[int, float]:
 
 def _drawing(result: RunResult, evaluation: Evaluation, t: int) -> list[str]:
     """The world's text drawing of step ``t`` of the trajectory, else its label."""
-    world, compiled = result.world, result.solution.world
-    if hasattr(world, "draw_text") and compiled.state_table is not None:
+    world, compiled = result.world, result.tables.world
+    if isinstance(world, DrawsText) and compiled.state_table is not None:
         return world.draw_text(compiled.state_table[evaluation.trajectory[t]])
     return [evaluation.trajectory_labels[t]]
 

@@ -87,7 +87,7 @@ def test_summary_draws_start_peak_end_and_reports_power(tmp_path: Path) -> None:
     )
     text = format_summary(result)
     ev = result.evaluation
-    world, table = result.world, result.solution.world.state_table
+    world, table = result.world, result.tables.world.state_table
     final = ev.final_step()
     w_path = ev.w_h_trajectory[: final + 1, 0]
     top = int(w_path.argmax())

@@ -1,8 +1,8 @@
 """Optional abilities of a world object, as protocols checked with ``isinstance``.
 
-Beyond :class:`~empo.worlds.base.WorldModel`, a world may draw its states, describe
-them in words, write its own animations or draw a map of the humans' power.
-``run.py`` asks for an ability through these protocols, never by attribute name.
+Beyond :class:`~empo.worlds.base.WorldModel`, a world may draw its states (as a
+picture or as text), describe them in words, write its own animations or draw a map of
+the humans' power. ``run.py`` and the run summary ask for an ability through these protocols, never by attribute name.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ import numpy as np
 from jaxtyping import Float, Int64
 from torch import Tensor
 
-__all__ = ["DescribesStates", "DrawsPowerMaps", "RendersStates", "WritesAnimations"]
+__all__ = [
+    "DescribesStates",
+    "DrawsPowerMaps",
+    "DrawsText",
+    "RendersStates",
+    "WritesAnimations",
+]
 
 
 @runtime_checkable
@@ -31,6 +37,14 @@ class DescribesStates(Protocol):
 
     def describe(self, state: Int64[Tensor, " dim"]) -> str:
         """A short readable description of the state."""
+
+
+@runtime_checkable
+class DrawsText(Protocol):
+    """A world that draws one state row as lines of text (a map, a line per agent)."""
+
+    def draw_text(self, state: Int64[Tensor, " dim"]) -> list[str]:
+        """The lines of the drawing, for terminal summaries."""
 
 
 @runtime_checkable
