@@ -24,7 +24,8 @@ from empo.parameters import ParameterError, Parameters
 from empo.run import run_experiment
 from empo.summary import format_summary
 from empo.utils.solution_files import parse_keys
-from empo.utils.wandb_logging import WandbMode
+from empo.utils.extras import MissingExtraError
+from empo.utils.loggers import LoggerKind, WandbMode
 
 DEFAULT_PARAMETERS = Parameters()
 """The embedded default experiment of ``python -m empo``."""
@@ -102,6 +103,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "online, or disabled (default: $WANDB_MODE if set)",
     )
     parser.add_argument("--wandb-group", help="W&B group of the run")
+    parser.add_argument(
+        "--logger",
+        choices=[k.value for k in LoggerKind],
+        default=LoggerKind.WANDB.value,
+        help="where metrics go, through TorchRL's loggers: wandb (default, in the "
+        "--wandb mode), tensorboard (<run dir>/tensorboard), csv (<run dir>/csv) "
+        "or none",
+    )
     parser.add_argument(
         "--output-dir",
         type=Path,
@@ -201,6 +210,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         run_name=args.run_name,
         wandb_mode=args.wandb,
         wandb_group=args.wandb_group,
+        logger=args.logger,
         progress=not args.no_progress,
         solution_keys=args.solution_keys,
         solution_dtype=args.solution_dtype,
@@ -261,7 +271,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.command is None:
             args = parser.parse_args(["run"])
         return _run(args, sys.stdout)
-    except (ParameterError, NotImplementedError) as error:
+    except (ParameterError, NotImplementedError, MissingExtraError) as error:
         print(f"empo: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as error:

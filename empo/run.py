@@ -48,7 +48,14 @@ from empo.theory import power_bits
 from empo.utils.run_dir import create_run_dir, default_run_name
 from empo.utils.seeding import generator, seed_everything, solution_digest
 from empo.utils.solution_files import parse_dtype, parse_keys, save_solution
-from empo.utils.wandb_logging import WandbMode, WandbTracker, parse_mode
+from empo.utils.extras import require
+from empo.utils.loggers import (
+    LoggerKind,
+    RunLogger,
+    WandbMode,
+    parse_logger,
+    parse_mode,
+)
 from empo.worlds.capabilities import (
     DescribesStates,
     DrawsPowerMaps,
@@ -147,6 +154,7 @@ def _draw(
     world: Any, solution: SolutionTables, evaluation: Evaluation, run_dir: Path
 ) -> tuple[dict[str, Path], dict[str, Path]]:
     """Plots of the evaluation, plus the world's own pictures where it offers them."""
+    require("matplotlib", "plots", "drawing a run's pictures")
     from empo.utils.plots import (  # matplotlib is imported only when drawing
         plot_heatmap,
         plot_power_over_time,
@@ -227,7 +235,7 @@ def _solve(
     world: Any,
     device: torch.device,
     progress: bool,
-    tracker: WandbTracker,
+    tracker: RunLogger,
     run_dir: Path,
     metrics: dict[str, Any],
     saving: tuple[tuple[str, ...], torch.dtype],
@@ -326,6 +334,7 @@ def run_experiment(
     run_name: str | None = None,
     wandb_mode: WandbMode | str = "offline",
     wandb_group: str | None = None,
+    logger: LoggerKind | str | Any = "wandb",
     progress: bool = True,
     solution_keys: str | Sequence[str] = "default",
     solution_dtype: str = "float32",
@@ -347,6 +356,10 @@ def run_experiment(
         ``"offline"`` (default, no network needed), ``"online"`` or ``"disabled"``.
     wandb_group
         Optional W&B group.
+    logger
+        Where metrics are logged, through TorchRL's loggers: ``"wandb"`` (default,
+        in ``wandb_mode``), ``"tensorboard"``, ``"csv"``, ``"none"``, or a
+        ``torchrl.record.loggers.Logger`` to log into (:mod:`empo.utils.loggers`).
     progress
         Show progress bars (learned solver).
     solution_keys
@@ -373,6 +386,7 @@ def run_experiment(
     if not isinstance(params, Parameters):
         params = Parameters.from_dict(params)
     wandb_mode = parse_mode(wandb_mode)
+    logger = parse_logger(logger)
     saving = (parse_keys(solution_keys), parse_dtype(solution_dtype))
     start = time.perf_counter()
     run_dir = create_run_dir(output_dir or "runs", run_name or default_run_name(params))
@@ -388,10 +402,10 @@ def run_experiment(
     if package_log.getEffectiveLevel() > logging.INFO:
         package_log.setLevel(logging.INFO)
     metrics: dict[str, Any] = {"status": "running"}
-    tracker = WandbTracker()
+    tracker = RunLogger()
     try:
         log.info("run %s: %s", run_dir.name, json.dumps(params.to_dict()))
-        tracker = WandbTracker.start(params, run_dir, wandb_mode, wandb_group)
+        tracker = RunLogger.start(logger, params, run_dir, wandb_mode, wandb_group)
         seed_everything(params.seed)
         target = torch.device(device or "cpu")
         world = build_world(params.world.name, params.world.options)

@@ -355,7 +355,7 @@ def test_secret_pattern_recognises_secrets() -> None:
         "authorized_keys",
     ):
         assert SECRET_FILE.search(secret), secret
-    for ordinary in (".env.template", "empo/utils/wandb_logging.py", "keys.py"):
+    for ordinary in (".env.template", "empo/utils/loggers.py", "keys.py"):
         assert not SECRET_FILE.search(ordinary), ordinary
 
 
@@ -401,7 +401,7 @@ def test_dockerignore_excludes_secrets_and_outputs() -> None:
         "setup.py",
         "pyproject.toml",
         "empo/__init__.py",
-        "empo/utils/wandb_logging.py",
+        "empo/utils/loggers.py",
         "docker/entrypoint.sh",
         "docker/sshd_config",
         "docker/healthcheck.sh",

@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from empo.utils.extras import require
 from empo.utils.sweep_table import FAILED
 
 #: Run metrics that are fields of the row itself and not repeated among its metrics.
@@ -369,7 +370,7 @@ def run_ray(
     and every node must be able to import the same ``empo`` (installed, or under the
     same path, which is put on the workers' ``PYTHONPATH``).
     """
-    import ray
+    ray = require("ray", "ray", "the ray sweep backend")
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
