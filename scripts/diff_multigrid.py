@@ -1,7 +1,8 @@
 """Differential test of empo's MultiGrid world against the public research code.
 
 Not part of CI: it needs a copy of the research code (mensch72/empo) and a separate
-Python environment in which that code runs. It compares, one step at a time, the
+Python environment in which that code runs (``scripts/multigrid_research_worker.py``
+runs there). It compares, one step at a time, the
 explicit transition model of :class:`empo.worlds.multigrid.world.MultiGridWorld`
 with the research code's ``MultiGridEnv.transition_probabilities``
 (``vendor/multigrid/gym_multigrid/multigrid.py``).
@@ -11,41 +12,39 @@ How it works
 The script runs in two processes. The main process (empo's venv) loads each world
 with :func:`empo.worlds.multigrid.builtin.from_file` and picks the states to test:
 ``--states`` reachable ones (seeded breadth-first layers from the initial state, then
-batched random walks) and ``--random-states`` random valid ones (agents, keys,
-blocks, rocks and door states placed at random; these reach interactions that walks
-rarely do). For each state it takes every joint action, or a seeded random subset of
+batched random walks) and ``--random-states`` random valid ones (agents, pickable
+objects, blocks, rocks, door, bush, magic wall, switch and button states drawn at
+random; these reach interactions that walks rarely do). For each state it takes every joint action, or a seeded random subset of
 ``min(--joint-actions, --max-pairs / states)`` of them, and computes empo's successor
 distribution with ``transitions`` (in batches, as the compiler does). It then starts
-this same file with ``--python`` (the research venv) in worker mode; the worker
-builds the research environment from the same YAML file, sets each state and
+``scripts/multigrid_research_worker.py`` with ``--python`` (the research venv); the
+worker builds the research environment from the same YAML file, sets each state and
 returns ``transition_probabilities`` for the same pairs as JSON. Both sides are
-mapped to a common form: step; per agent cell, direction, terminated flag and the
-colour of the carried key; door states; floor keys (cell and colour); block and rock
-cells. Distributions must agree outcome by outcome (``|Δp| <= --tol``, default
-``1e-9``). A static check compares the parsed layout cell by cell, agent colours,
-rock pushing, action names, the horizon, the stumble probability and the initial
-state. Each mismatch is recomputed by empo alone (a batch of one row); if that
+mapped to the common form described in the worker's docstring (every agent, object,
+door, bush, magic wall, switch and button field). Distributions must agree outcome by
+outcome (``|Δp| <= --tol``, default ``1e-9``). A static check compares the parsed
+layout cell by cell, agent colours and abilities, action names, the horizon, the
+stumble, solidify, magic-entry and bush probabilities and the initial state. Each mismatch is recomputed by empo alone (a batch of one row); if that
 equals the research result the mismatch is counted as ``batch_dependent``. Each
-world's line also counts covered features (states with a carried key, a changed
-door, a dropped key, a pushed object, a terminated agent; pairs with more than one
-outcome). A research-code exception for a pair is counted as ``research_error``
+world's line also counts covered features (states with a carried object, a changed
+door, a moved pickable, a pushed object, a terminated agent, a paused agent, a
+forced action, a changed bush, magic wall, switch or button; pairs with more than
+one outcome). A research-code exception for a pair is counted as ``research_error``
 (like ``deviation``, it fails the run only with ``--strict``).
 
 Research-code quirks accounted for
 ----------------------------------
-* Its compact state omits keys on the floor and its ``set_state`` leaves the grid's
-  keys as they are, and objects it moves overwrite terrain (goal, lava, unsteady
-  ground, open doors) in its grid. The worker therefore wraps ``get_state`` to append
-  the floor keys, and ``set_state`` to rebuild the grid from the pristine layout
-  (restoring door states, then the research ``set_state``, then the floor keys)
-  before every use, so each query starts from exactly the state asked for.
-* empo keeps terrain under objects (documented deviation in
-  :mod:`empo.worlds.multigrid.world`). Pairs whose state has a block, rock or floor
-  key on a goal, lava, unsteady or door cell are therefore *deviation-prone*: their
+* Its compact state omits objects on the floor, and its ``set_state`` cannot restore
+  every state; the worker wraps both (see its docstring).
+* empo's documented deviations (module docstring of
+  :mod:`empo.worlds.multigrid.world`) make some pairs *deviation-prone*
+  (:func:`deviation_reason`): an object on a goal, lava, unsteady, switch or door
+  cell (terrain under objects); an agent allowed to enter magic walls facing an
+  all-sides magic wall; a kill or pause toggle while the grey agents it affects only
+  turn (the research code's shortcuts skip the random order there). Their
   mismatches are counted as ``deviation`` and fail the run only with ``--strict``.
-* Worlds with objects empo does not support (balls, boxes, bushes, switches, ...) are
-  skipped. Rewards, goals and the research code's ``U_r``/float16 conventions do not
-  enter: only dynamics are compared.
+* Rewards, goals and the research code's ``U_r``/float16 conventions do not enter:
+  only dynamics are compared.
 
 Usage
 -----
@@ -76,11 +75,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKER = Path(__file__).resolve().parent / "multigrid_research_worker.py"
 
 # Small stress maps: interior rows ("/"-separated, a wall border is added),
 # orientations, horizon and extra YAML options.
@@ -119,6 +118,48 @@ SYNTHETIC: dict[str, tuple[str, list[str], int, dict[str, Any]]] = {
         8,
         {},
     ),
+    "magic_mix": (
+        "Ae Mn .. Ms/.. .. Ay ../Mw Ay Bl Me/Ae .. Ms ..",
+        ["s", "e", "n", "e"],
+        6,
+        {"can_enter_magic_walls": "ey", "solidify_probability": 0.3},
+    ),
+    "magic_all_sides": (
+        "Ae .. Ay/.. Ma ../Ay .. Ae",
+        ["s", "w", "e", "n"],
+        5,
+        {"can_enter_magic_walls": "ey"},
+    ),
+    "bush_mix": (
+        "Ay Bu Bu Ae/Bu Un Ay Bu/Ar Bu Bl Un",
+        ["e", "w", "s", "n"],
+        6,
+        {"enter_bush_success_prob": 0.6, "stumble_probability": 0.4},
+    ),
+    "switches": (
+        "Ay Ki .. Ae/Pa .. Dk Ay/Ae dP Ps DC",
+        ["e", "w", "n", "s", "e"],
+        6,
+        {},
+    ),
+    "control": (
+        "Ay CB Ae ../CB .. CB Ae/.. Ay DC Ro",
+        ["e", "w", "s", "n"],
+        6,
+        {},
+    ),
+    "control_kill": (
+        "Ay CB Ae Ki/.. Ae .. Ay/Pa Un dC ..",
+        ["e", "w", "n", "e"],
+        6,
+        {},
+    ),
+    "balls_boxes": (
+        "Ay Br Xg Ae/Kr .. Xb ../Lr Ay Be Ae",
+        ["e", "e", "n", "w"],
+        6,
+        {},
+    ),
 }
 
 
@@ -137,165 +178,6 @@ def common_key(common: dict[str, Any]) -> str:
     return json.dumps(common, sort_keys=True, separators=(",", ":"))
 
 
-# ---------------------------------------------------------------- research worker
-
-
-def _load_research(research: Path) -> types.ModuleType:
-    """Import the research code's ``gym_multigrid.multigrid`` without its package."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    stub = types.ModuleType("empo")
-    stub.__path__ = [str(research / "src" / "empo")]
-    sys.modules["empo"] = stub
-    sys.path.insert(0, str(research / "vendor" / "multigrid"))
-    import gym_multigrid.multigrid as mg
-
-    return mg
-
-
-def _research_env(mg: types.ModuleType, config: dict[str, Any]) -> Any:
-    """Build the research environment and wrap ``get_state``/``set_state``."""
-    config = {k: v for k, v in config.items() if k != "possible_goals"}
-    env = mg.MultiGridEnv(config=config)
-    movable = {"agent", "block", "rock", "key", "ball", "box"}
-    pristine = [
-        [
-            (
-                None
-                if env.grid.get(i, j) is None or env.grid.get(i, j).type in movable
-                else env.grid.get(i, j)
-            )
-            for i in range(env.width)
-        ]
-        for j in range(env.height)
-    ]
-    doors = {pos: obj for pos, obj in env._mutable_objects if obj.type == "door"}
-
-    def get_state() -> tuple:
-        keys = []
-        for j in range(env.height):
-            for i in range(env.width):
-                cell = env.grid.get(i, j)
-                if cell is not None and cell.type == "key":
-                    keys.append((i, j, cell.color))
-        return mg.MultiGridEnv.get_state(env) + (tuple(sorted(keys)),)
-
-    def set_state(state: tuple) -> None:
-        for j in range(env.height):
-            for i in range(env.width):
-                env.grid.set(i, j, pristine[j][i])
-                env.terrain_grid.set(i, j, None)
-        for agent in env.agents:
-            agent.pos = None
-        for entry in state[3]:
-            if entry[0] == "door":
-                doors[(entry[1], entry[2])].is_open = entry[3]
-                doors[(entry[1], entry[2])].is_locked = entry[4]
-        mg.MultiGridEnv.set_state(env, state[:4])
-        for x, y, color in state[4]:
-            env.grid.set(x, y, mg.Key(env.objects, color=color))
-
-    env.get_state = get_state
-    env.set_state = set_state
-    return env
-
-
-def _research_to_common(state: tuple) -> dict[str, Any]:
-    agents = [
-        [a[0], a[1], a[2], int(bool(a[3])), a[7] if a[6] == "key" else a[6]]
-        for a in state[1]
-    ]
-    doors = [
-        [m[1], m[2], "open" if m[3] else ("locked" if m[4] else "closed")]
-        for m in state[3]
-        if m[0] == "door"
-    ]
-    return {
-        "t": state[0],
-        "agents": agents,
-        "doors": sorted(doors),
-        "keys": sorted([list(k) for k in state[4]]),
-        "blocks": sorted([[m[1], m[2]] for m in state[2] if m[0] == "block"]),
-        "rocks": sorted([[m[1], m[2]] for m in state[2] if m[0] == "rock"]),
-    }
-
-
-def _common_to_research(env: Any, common: dict[str, Any]) -> tuple:
-    agents = tuple(
-        (x, y, d, bool(dead), True, False, "key" if c else None, c, None)
-        for x, y, d, dead, c in common["agents"]
-    )
-    mobile = sorted(
-        [("block", x, y) for x, y in common["blocks"]]
-        + [("rock", x, y) for x, y in common["rocks"]]
-    )
-    door_state = {(x, y): s for x, y, s in common["doors"]}
-    mutable = tuple(
-        ("door", x, y, door_state[(x, y)] == "open", door_state[(x, y)] == "locked")
-        for (x, y), obj in env._mutable_objects
-        if obj.type == "door"
-    )
-    keys = tuple(sorted((x, y, c) for x, y, c in common["keys"]))
-    return (common["t"], agents, tuple(mobile), mutable, keys)
-
-
-def _research_static(env: Any) -> dict[str, Any]:
-    cells = []
-    for j in range(env.height):
-        row = []
-        for i in range(env.width):
-            cell = env.grid.get(i, j)
-            if cell is None:
-                row.append("empty")
-            elif cell.type in ("door", "key", "agent"):
-                row.append(f"{cell.type}:{cell.color}")
-            else:
-                row.append(cell.type)
-        cells.append(row)
-    stumble = sorted(
-        {
-            env.grid.get(i, j).stumble_probability
-            for j in range(env.height)
-            for i in range(env.width)
-            if env.grid.get(i, j) is not None
-            and env.grid.get(i, j).type == "unsteadyground"
-        }
-    )
-    return {
-        "cells": cells,
-        "agents": [[a.color, bool(a.can_push_rocks)] for a in env.agents],
-        "actions": list(env.actions.available),
-        "max_steps": env.max_steps,
-        "stumble": stumble,
-    }
-
-
-def research_worker(research: Path) -> None:
-    """Worker mode: read a job from stdin, write the research code's answers."""
-    import yaml
-
-    job = json.load(sys.stdin)
-    mg = _load_research(research)
-    config = yaml.safe_load(Path(job["path"]).read_text())
-    env = _research_env(mg, config)
-    static = _research_static(env)
-    initial = _research_to_common(env.get_state())
-    results = []
-    for common, joint_actions in zip(job["states"], job["actions"]):
-        state = _common_to_research(env, common)
-        for actions in joint_actions:
-            try:
-                out = env.transition_probabilities(state, list(actions))
-            except Exception as err:  # a research-code crash is a finding, not ours
-                results.append({"error": repr(err)})
-                continue
-            dist: dict[str, float] = {}
-            for prob, succ in out or []:
-                key = common_key(_research_to_common(succ))
-                dist[key] = dist.get(key, 0.0) + prob
-            results.append(None if out is None else dist)
-    json.dump({"static": static, "initial": initial, "results": results}, sys.stdout)
-
-
 # ---------------------------------------------------------------------- empo side
 
 
@@ -309,65 +191,180 @@ def _empo_static(world: Any) -> dict[str, Any]:
         Terrain.GOAL: "goal",
         Terrain.LAVA: "lava",
         Terrain.UNSTEADY: "unsteadyground",
+        Terrain.SWITCH: "switch",
+        Terrain.BUSH: "bush",
+        Terrain.KILL_BUTTON: "killbutton",
+        Terrain.PAUSE_SWITCH: "pauseswitch",
+        Terrain.CONTROL_BUTTON: "controlbutton",
+    }
+    targets = {
+        Terrain.KILL_BUTTON: "killbutton",
+        Terrain.PAUSE_SWITCH: "pauseswitch",
+        Terrain.CONTROL_BUTTON: "controlbutton",
     }
     cells = [[names.get(t, "?") for t in row] for row in spec.terrain]
+    for (x, y), side in zip(
+        spec.fixtures.get(Terrain.MAGIC_WALL, []), spec.magic_sides
+    ):
+        cells[y][x] = f"magicwall:{side}"
+    placed = spec.fixtures.get(Terrain.DISABLING_SWITCH, [])
+    for (x, y), target in zip(placed, spec.disabling_targets):
+        cells[y][x] = f"disablingswitch:{targets[target]}"
     for x, y, color, _ in spec.doors:
         cells[y][x] = f"door:{color}"
-    for x, y, color in spec.keys:
-        cells[y][x] = f"key:{color}"
+    for kind, objects in (
+        ("key", spec.keys),
+        ("ball", spec.balls),
+        ("box", spec.boxes),
+    ):
+        for x, y, color in objects:
+            cells[y][x] = f"{kind}:{color}"
     for x, y in spec.blocks:
         cells[y][x] = "block"
     for x, y in spec.rocks:
         cells[y][x] = "rock"
     for a in spec.agents:
         cells[a.y][a.x] = f"agent:{a.color}"
-    unsteady = any(t == Terrain.UNSTEADY for row in spec.terrain for t in row)
+    present = {t for row in spec.terrain for t in row}
+    magic = Terrain.MAGIC_WALL in present
     return {
         "cells": cells,
-        "agents": [[a.color, bool(a.can_push_rocks)] for a in spec.agents],
+        "agents": [
+            [a.color, bool(a.can_push_rocks), bool(a.can_enter_magic_walls)]
+            for a in spec.agents
+        ],
         "actions": list(world.action_names[0]),
         "max_steps": spec.max_steps,
-        "stumble": [spec.stumble_probability] if unsteady else [],
+        "stumble": [spec.stumble_probability] if Terrain.UNSTEADY in present else [],
+        "solidify": [spec.solidify_probability] if magic else [],
+        "magic_entry": [world.layout.magic_entry_prob] if magic else [],
+        "bush": [spec.enter_bush_success_prob] if Terrain.BUSH in present else [],
     }
 
 
 def empo_to_common(world: Any, row: list[int]) -> dict[str, Any]:
-    """Map one empo state row to the common form."""
-    from empo.worlds.multigrid.objects import DoorState
+    """Map one empo state row to the common form (see the worker's docstring)."""
+    from empo.worlds.multigrid.objects import DoorState, Terrain
 
     spec, lay, w = world.spec, world.layout, world.spec.width
+    pickables = (
+        [("key", c) for _, _, c in spec.keys]
+        + [("ball", c) for _, _, c in spec.balls]
+        + [("box", c) for _, _, c in spec.boxes]
+    )
     agents = []
     for i in range(len(spec.agents)):
         pos, d, dead, carry = row[1 + 4 * i : 5 + 4 * i]
-        color = spec.keys[carry][2] if carry >= 0 else None
-        agents.append([pos % w, pos // w, d, int(dead), color])
+        paused = row[lay.paused_col + i] if lay.n_pause else 0
+        forced = row[lay.forced_col + i] if lay.n_control else -1
+        carried = list(pickables[carry]) if carry >= 0 else None
+        agents.append(
+            [pos % w, pos // w, d, int(dead), paused, None if forced < 0 else forced]
+            + [carried]
+        )
     doors = [
         [x, y, DoorState(row[lay.door_col + k]).name.lower()]
         for k, (x, y, _, _) in enumerate(spec.doors)
     ]
-    keys = [
-        [row[lay.key_col + k] % w, row[lay.key_col + k] // w, color]
-        for k, (_, _, color) in enumerate(spec.keys)
+    objects = [
+        [kind, row[lay.key_col + k] % w, row[lay.key_col + k] // w, color]
+        for k, (kind, color) in enumerate(pickables)
         if row[lay.key_col + k] >= 0
     ]
-    push = row[lay.push_col :]
+    push = row[lay.push_col : lay.push_end]
+
+    def fixture(kind: Terrain, col: int, stride: int) -> list[list[Any]]:
+        placed = spec.fixtures.get(kind, [])
+        return sorted(
+            [x, y] + row[col + stride * j : col + stride * (j + 1)]
+            for j, (x, y) in enumerate(placed)
+        )
+
+    control = [
+        e[:3] + [None if e[3] < 0 else e[3], None if e[4] < 0 else e[4], e[5]]
+        for e in fixture(Terrain.CONTROL_BUTTON, lay.control_col, 4)
+    ]
     return {
         "t": row[0],
         "agents": agents,
         "doors": sorted(doors),
-        "keys": sorted(keys),
+        "objects": sorted(objects),
         "blocks": sorted([[c % w, c // w] for c in push[: lay.n_blocks]]),
         "rocks": sorted([[c % w, c // w] for c in push[lay.n_blocks :]]),
+        "bushes": fixture(Terrain.BUSH, lay.bush_col, 1),
+        "magic": fixture(Terrain.MAGIC_WALL, lay.magic_col, 1),
+        "kill": fixture(Terrain.KILL_BUTTON, lay.kill_col, 1),
+        "pause": fixture(Terrain.PAUSE_SWITCH, lay.pause_col, 2),
+        "control": sorted(control),
     }
 
 
-def deviation_prone(world: Any, common: dict[str, Any]) -> bool:
-    """Whether a block, rock or floor key lies on goal, lava, unsteady or door cells."""
+def deviation_reason(
+    world: Any, common: dict[str, Any], actions: tuple[int, ...]
+) -> str | None:
+    """Why a pair may differ by one of empo's documented deviations, or ``None``.
+
+    ``terrain``: a block, rock or floor object on a goal, lava, unsteady, switch or
+    door cell (empo keeps terrain under objects). ``magic all sides``: an agent that
+    may enter magic walls moves forward into an active ``Ma`` wall (the research
+    code's shortcut paths ignore such attempts). ``kill or pause order``: a yellow
+    agent toggles an enabled kill button or pause switch while every other active
+    agent only turns (the research code's shortcut then runs the agents in index
+    order instead of a random order). ``unpaused``: an agent paused at the start of
+    the step chooses an action while another agent may unpause it (the research
+    code lets it act when the step has no conflict and no random move and it comes
+    after the unpausing agent in index order; empo never does).
+    """
     from empo.worlds.multigrid.objects import Terrain
 
-    terrain = world.spec.terrain
-    cells = common["blocks"] + common["rocks"] + [k[:2] for k in common["keys"]]
-    return any(terrain[y][x] != Terrain.EMPTY for x, y in cells)
+    terrain, spec = world.spec.terrain, world.spec
+    cells = common["blocks"] + common["rocks"] + [o[1:3] for o in common["objects"]]
+    under = [terrain[y][x] for x, y in cells]
+    if any(t not in (Terrain.EMPTY, Terrain.BUSH) for t in under):
+        return "terrain"
+    kinds = world.layout.action_kinds.tolist()
+    steps = [(1, 0), (0, 1), (-1, 0), (0, -1)]
+    active, toggles = [], False
+    magic = {tuple(m[:2]): m[2] for m in common["magic"]}
+    placed = map(tuple, spec.fixtures.get(Terrain.MAGIC_WALL, []))
+    sides = dict(zip(placed, spec.magic_sides))
+    triggers = {tuple(k[:2]): k[2] for k in common["kill"]}
+    triggers.update({tuple(p[:2]): p[3] for p in common["pause"]})
+    switched_on = {tuple(p[:2]) for p in common["pause"] if p[2] and p[3]}
+    placed = spec.fixtures.get(Terrain.DISABLING_SWITCH, [])
+    unpausers = {
+        tuple(c)
+        for c, t in zip(placed, spec.disabling_targets)
+        if switched_on
+        if t == Terrain.PAUSE_SWITCH
+    }
+    waiting = unpausing = False
+    for i, (x, y, d, dead, paused, forced, _) in enumerate(common["agents"]):
+        kind = kinds[actions[i] if forced is None else forced]
+        front = (x + steps[d][0], y + steps[d][1])
+        waiting = waiting or (paused and not dead and kind != 0)
+        if dead or paused or kind == 0:
+            continue
+        colour = spec.agents[i].color
+        unpausing = (
+            unpausing
+            or kind == 6
+            and (
+                (colour == "yellow" and front in switched_on)
+                or (colour == "grey" and front in unpausers)
+            )
+        )
+        active.append((i, kind))
+        if kind == 3 and spec.agents[i].can_enter_magic_walls:
+            if sides.get(front) == 4 and magic.get(front):
+                return "magic all sides"
+        yellow = spec.agents[i].color == "yellow"
+        toggles = toggles or (kind == 6 and yellow and triggers.get(front) == 1)
+    grey = [i for i, _ in active if spec.agents[i].color == "grey"]
+    moving = [i for i, kind in active if kind not in (1, 2)]
+    if toggles and grey and len(moving) < 2:
+        return "kill or pause order"
+    return "unpaused" if waiting and unpausing else None
 
 
 def _joint_actions(
@@ -437,16 +434,21 @@ def random_states(world: Any, n_states: int, seed: int) -> list[list[int]]:
 
     Nothing is placed on the grid's outermost cells: the research code does not
     bound-check moves off the grid (``Grid.get`` wraps to the next row or raises),
-    which matters only for maps without a wall border. Agents stand on distinct
-    passable cells (open doors included; an agent on lava
-    is terminated, no other is), doors take any state, each key is carried by an
-    agent not already carrying one or lies on a free empty cell, blocks and rocks lie
-    on free empty cells (never on goal, lava, unsteady or door cells, so no state is
-    deviation-prone), the step is uniform below the horizon.
+    which matters only for maps without a wall border. Doors, bushes, magic walls,
+    switches and buttons take random states (a control button awaits only a
+    controlled agent; its controlled agent is grey, its action not ``still``); agents
+    stand on distinct cells they could stand on (open doors, trampled bushes, intact
+    bushes for agents that do not trample, magic walls for agents that may enter
+    them; an agent on lava is terminated, the others with probability 1/5); grey
+    agents are paused and forced at random where pause switches and control buttons
+    exist; each pickable object is carried by an agent not already carrying one, or
+    lies on a free empty cell, or (boxes) is opened; blocks and rocks lie on free
+    empty cells (so no state has an object on other terrain); the step is uniform
+    below the horizon.
     """
     from empo.worlds.multigrid.objects import DoorState, Terrain
 
-    spec, rng, w = world.spec, random.Random(seed + 1), world.spec.width
+    spec, lay, rng, w = world.spec, world.layout, random.Random(seed + 1), spec_w(world)
     terrain = {
         y * w + x: t for y, row in enumerate(spec.terrain) for x, t in enumerate(row)
     }
@@ -456,41 +458,72 @@ def random_states(world: Any, n_states: int, seed: int) -> list[list[int]]:
         if 0 < c % w < w - 1 and 0 < c // w < spec.height - 1
     }
     empty = [c for c, t in inner.items() if t == Terrain.EMPTY]
-    walkable = [
-        c
-        for c, t in inner.items()
-        if t in (Terrain.EMPTY, Terrain.GOAL, Terrain.UNSTEADY, Terrain.LAVA)
-    ]
+    steady = (Terrain.EMPTY, Terrain.GOAL, Terrain.UNSTEADY, Terrain.LAVA)
+    walkable = [c for c, t in inner.items() if t in steady + (Terrain.SWITCH,)]
     door_cells = [y * w + x for x, y, _, _ in spec.doors]
-    n_obj = len(spec.keys) + len(spec.blocks) + len(spec.rocks)
+    bush_cells = [y * w + x for x, y in spec.fixtures.get(Terrain.BUSH, [])]
+    magic_cells = [y * w + x for x, y in spec.fixtures.get(Terrain.MAGIC_WALL, [])]
+    n_pick, n_push = lay.n_pick, lay.n_push
+    grey = [i for i, a in enumerate(spec.agents) if a.color == "grey"]
+    non_still = [a for a, k in enumerate(lay.action_kinds.tolist()) if k != 0]
     rows = []
     while len(rows) < n_states:
         doors = [rng.choice(list(DoorState)) for _ in spec.doors]
-        cells = walkable + [c for c, d in zip(door_cells, doors) if d == DoorState.OPEN]
-        agents = rng.sample(cells, len(spec.agents))
-        free = [c for c in empty if c not in agents]
-        if len(free) < n_obj:
+        trampled = [rng.randrange(2) for _ in bush_cells]
+        cells = []
+        for i, a in enumerate(spec.agents):
+            mine = walkable + [c for c, d in zip(door_cells, doors) if d == 0]
+            tramples = bool(lay.can_trample[i])
+            mine += [c for c, t in zip(bush_cells, trampled) if t or not tramples]
+            mine += magic_cells if a.can_enter_magic_walls else []
+            options = [c for c in mine if c not in cells]
+            if not options:
+                break
+            cells.append(rng.choice(options))
+        free = [c for c in empty if c not in cells]
+        if len(cells) < len(spec.agents) or len(free) < n_pick + n_push:
             continue
-        objects = rng.sample(free, n_obj)
-        row = [rng.randrange(spec.max_steps)]
-        carriers = list(range(len(agents)))
+        objects = rng.sample(free, n_pick + n_push)
+        carriers = list(range(len(cells)))
         rng.shuffle(carriers)
-        carry = [-1] * len(agents)
-        keys = []
-        for k in range(len(spec.keys)):
-            if carriers and rng.random() < 0.5:
+        carry, picks = [-1] * len(cells), []
+        for k in range(n_pick):
+            draw = rng.random()
+            if carriers and draw < 0.4:
                 carry[carriers.pop()] = k
-                keys.append(-1)
+                picks.append(-1)
+            elif k >= lay.box_col - lay.key_col and draw > 0.8:
+                picks.append(-2)
             else:
-                keys.append(objects[k])
-        for i, c in enumerate(agents):
-            row += [c, rng.randrange(4), int(terrain[c] == Terrain.LAVA), carry[i]]
-        row += [int(d) for d in doors] + keys
-        n_keys, n_blocks = len(spec.keys), len(spec.blocks)
-        row += sorted(objects[n_keys : n_keys + n_blocks])
-        row += sorted(objects[n_keys + n_blocks :])
+                picks.append(objects[k])
+        row = [rng.randrange(spec.max_steps)]
+        for i, c in enumerate(cells):
+            dead = terrain[c] == Terrain.LAVA or rng.random() < 0.2
+            row += [c, rng.randrange(4), int(dead), carry[i]]
+        row += [int(d) for d in doors] + picks
+        row += sorted(objects[n_pick : n_pick + lay.n_blocks])
+        row += sorted(objects[n_pick + lay.n_blocks :])
+        row += trampled
+        row += [rng.randrange(2) for _ in range(lay.n_magic + lay.n_kill)]
+        row += [rng.randrange(2) for _ in range(2 * lay.n_pause)]
+        for _ in range(lay.n_control):
+            ctrl = rng.choice([-1] + grey)
+            awaiting = int(ctrl >= 0 and rng.random() < 0.5)
+            row += [rng.randrange(2), ctrl, rng.choice([-1] + non_still), awaiting]
+        if lay.n_pause:
+            row += [int(i in grey and rng.random() < 0.5) for i in range(len(cells))]
+        if lay.n_control:
+            row += [
+                rng.choice(non_still) if i in grey and rng.random() < 0.3 else -1
+                for i in range(len(cells))
+            ]
         rows.append(row)
     return rows
+
+
+def spec_w(world: Any) -> int:
+    """Width of the world's grid."""
+    return world.spec.width
 
 
 def empo_distributions(
@@ -521,19 +554,22 @@ def coverage(
 ) -> dict[str, int]:
     """How many explored states show each feature, and how many pairs are random."""
     init = empo_to_common(world, world.initial_states()[0].tolist())
-    return {
-        "carry": sum(any(a[4] for a in c["agents"]) for c in commons),
+    fixtures = ("bushes", "magic", "kill", "pause", "control")
+    counts = {
+        "carry": sum(any(a[6] for a in c["agents"]) for c in commons),
         "door_changed": sum(c["doors"] != init["doors"] for c in commons),
-        "key_dropped": sum(
-            any(k not in init["keys"] for k in c["keys"]) for c in commons
-        ),
+        "object_moved": sum(c["objects"] != init["objects"] for c in commons),
         "pushed": sum(
             (c["blocks"], c["rocks"]) != (init["blocks"], init["rocks"])
             for c in commons
         ),
         "dead": sum(any(a[3] for a in c["agents"]) for c in commons),
+        "paused": sum(any(a[4] for a in c["agents"]) for c in commons),
+        "forced": sum(any(a[5] is not None for a in c["agents"]) for c in commons),
+        "fixture_changed": sum(any(c[k] != init[k] for k in fixtures) for c in commons),
         "random_pairs": sum(len(d) > 1 for d in dists),
     }
+    return {k: v for k, v in counts.items() if v}
 
 
 def _dist_diff(a: dict[str, float], b: dict[str, float], tol: float) -> bool:
@@ -550,12 +586,7 @@ def compare_world(
     """Compare one world; return its status, counts and mismatch descriptions."""
     from empo.worlds.multigrid.builtin import from_file
 
-    try:
-        world = from_file(path)
-    except ValueError as err:
-        if "unsupported MultiGrid objects" in str(err):
-            return "skipped", {"reason": str(err).split(": ", 1)[-1]}, []
-        raise
+    world = from_file(path)
     t0 = time.time()
     rng = random.Random(args.seed)
     rows = explore(world, args.states, args.seed)
@@ -568,8 +599,7 @@ def compare_world(
     ours = empo_distributions(world, rows, joint)
     job = {"path": str(path), "states": commons, "actions": joint}
     proc = subprocess.run(
-        [args.python, str(Path(__file__).resolve()), "--worker"]
-        + ["--research", str(args.research)],
+        [args.python, str(WORKER), "--research", str(args.research)],
         input=json.dumps(job),
         capture_output=True,
         text=True,
@@ -609,7 +639,8 @@ def compare_world(
             continue
         if not _dist_diff(mine_d, their_d, args.tol):
             continue
-        kind = "deviation" if deviation_prone(world, common) else "mismatch"
+        reason = deviation_reason(world, common, act)
+        kind = "deviation" if reason else "mismatch"
         counts[kind] += 1
         alone = empo_distributions(world, [row_of[common_key(common)]], [[act]])[0]
         batch_dependent = not _dist_diff(alone, their_d, args.tol)
@@ -618,7 +649,8 @@ def compare_world(
             shown += 1
             note = " (this row alone in a batch: equals research)" * batch_dependent
             problems.append(
-                f"[{kind}] state {common_key(common)}\n  actions "
+                f"[{kind}{': ' + reason if reason else ''}] state "
+                f"{common_key(common)}\n  actions "
                 f"{[names[a] for a in act]}\n  research:\n{_fmt_dist(their_d)}\n"
                 f"  empo{note}:\n{_fmt_dist(mine_d)}"
             )
@@ -666,27 +698,31 @@ def main() -> int:
     parser.add_argument("--max-report", type=int, default=5)
     parser.add_argument("--report", type=Path)
     parser.add_argument("--strict", action="store_true")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        research_worker(args.research)
-        return 0
     sys.path.insert(0, str(ROOT))
     import torch
 
     torch.set_num_threads(1)
     args.research = args.research.resolve()
     lines, failed = [], False
+    totals = {"worlds": 0, "pairs": 0, "mismatch": 0, "deviation": 0}
+    totals["research_error"] = 0
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in world_list(args, Path(tmp)):
             status, counts, problems = compare_world(name, path, args)
             failed = failed or status in ("FAIL", "error")
+            totals["worlds"] += 1
+            for key in list(totals)[1:]:
+                totals[key] += counts.get(key, 0)
             summary = ", ".join(f"{k}={v}" for k, v in counts.items())
             print(f"{status:8s} {name}: {summary}", flush=True)
             lines.append(f"## {status} {name}\n\n{summary}\n")
             lines += [f"```\n{p}\n```\n" for p in problems]
             for p in problems:
                 print("  " + p.replace("\n", "\n  "), flush=True)
+    total = "total: " + ", ".join(f"{k}={v}" for k, v in totals.items())
+    print(total, flush=True)
+    lines.append(f"## {total}\n")
     if args.report:
         args.report.write_text("\n".join(lines))
     return 1 if failed else 0

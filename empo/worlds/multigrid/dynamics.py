@@ -3,45 +3,56 @@
 The rules are those of the research code's ``transition_probabilities``
 (``docs/MULTIGRID_COMPAT.md``), re-implemented on integer state tensors:
 
-1. *Active* agents are the non-terminated ones whose action is not ``still``. An active
-   agent moving ``forward`` from unsteady ground is an *unsteady* agent; the others
-   are *normal* agents.
+0. An agent with a forced next action (set by a control button at the previous
+   step) takes it instead of its own choice; the forced action is then cleared.
+1. *Active* agents are the non-terminated, non-paused ones whose action is not
+   ``still``. An active agent moving ``forward`` is a *magic* agent when it may enter
+   the active magic wall in front from its side, else a *bush* agent when it enters
+   the intact bush in front only with a probability below 1, else an *unsteady*
+   agent when it stands on unsteady ground; the others are *normal* agents.
 2. Each normal agent targets a *resource*: ``forward`` the cell in front (or, when it
-   pushes a pushable line of blocks/rocks, the cell where the line ends); ``pickup`` the
-   key in front; ``drop`` an agent in front. Agents with the same resource form a
-   *conflict block*; one member, chosen uniformly, wins. Everything else is
-   independent.
+   pushes a pushable line of blocks/rocks, the cell where the line ends); ``pickup``
+   the pickable object (key, ball, box) in front; ``drop`` an agent in front. Agents
+   with the same resource form a *conflict block*. A yellow agent toggling an enabled
+   kill button or pause switch joins the blocks of all normal grey agents (the order
+   decides whether they act before being terminated or paused). One member of each
+   block, chosen uniformly, wins. Everything else is independent.
 3. Normal agents act one after another: the winners (and the independent agents), in
-   the order of the smallest index of their block, then the losers in index order. A
-   ``forward`` into a cell that held another agent at the start of the step fails, and
-   so does a push whose line would end there (no chains of moves within a step).
-4. Then the unsteady agents: each stumbles with the world's ``stumble_probability``
-   (turning left or right with equal chance before moving) or moves straight on. All
-   turn first; a move fails if its target (or push end) holds an agent, held another
-   agent at the start of the step, or is targeted by another unsteady agent; the rest
-   move in index order.
+   the order of the smallest index of their block, then the losers in index order;
+   an agent terminated or paused by an earlier one does nothing. A ``forward`` into
+   a cell that held another agent at the start of the step fails, and so does a push
+   whose line would end there (no chains of moves within a step). Switches and
+   buttons act as in :mod:`empo.worlds.multigrid.fixtures`.
+4. Then the unsteady agents (not terminated or paused meanwhile): each stumbles with
+   the world's ``stumble_probability`` (turning left or right with equal chance
+   before moving) or moves straight on. All turn first; a move fails if its target
+   (or push end) holds an agent, held another agent at the start of the step, or is
+   targeted by another unsteady agent; the rest move in index order.
+5. Then the magic agents, then the bush agents, in index order
+   (:func:`~empo.worlds.multigrid.fixtures.magic_moves`, ``bush_moves``).
 
-An outcome is one winner per conflict block and one of (straight, left, right) per
-unsteady agent; its probability is the product of ``1/|block|`` and the stumble
+An outcome is one winner per conflict block and one outcome per random agent (an
+unsteady agent's straight/left/right, a magic agent's enter/fail/solidify, a bush
+agent's enter/fail); its probability is the product of ``1/|block|`` and those
 probabilities. Outcomes are indexed in mixed radix over agents (agent 0 most
 significant), so the same code enumerates all outcomes
 (:func:`~empo.worlds.multigrid.enumeration.enumerate_successors`) and samples one
 (:func:`sample_successors`).
 
-State layout (one ``int64`` row, see :class:`Layout`): ``[t, (pos, dir, dead, carry)
-per agent, state per door, cell per key (-1 when carried), cell per block, cell per
-rock]`` with cells numbered ``y * width + x``. Blocks and rocks are interchangeable, so
-their cells are kept sorted.
+State layout: see :mod:`empo.worlds.multigrid.layout`. Blocks and rocks are
+interchangeable, so their cells are kept sorted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
+from empo.worlds.multigrid import fixtures
 from empo.worlds.multigrid.layout import Layout, row_product
 from empo.worlds.multigrid.objects import ActionKind, DoorState, Terrain
 from empo.worlds.multigrid.scalar import sample_one
@@ -56,6 +67,8 @@ class Plan:
     active: Bool[Tensor, "batch agent"]
     normal: Bool[Tensor, "batch agent"]
     unsteady: Bool[Tensor, "batch agent"]
+    magic: Bool[Tensor, "batch agent"]
+    bush: Bool[Tensor, "batch agent"]
     leader: Int64[Tensor, "batch agent"]
     rank: Int64[Tensor, "batch agent"]
     radix: Int64[Tensor, "batch agent"]
@@ -68,10 +81,14 @@ class Plan:
 
 
 def occupancy(lay: Layout, states: Int64[Tensor, "batch dim"]) -> Tensor:
-    """``[batch, objects]`` cell of every object: agents ``0..n-1``, keys ``n..``,
-    pushables after them (-1 for a carried key)."""
+    """``[batch, objects]`` cell of every object: agents ``0..n-1``, pickables
+    ``n..``, pushables after them (negative for a carried or opened one)."""
     return torch.cat(
-        [states[:, 1 : 1 + 4 * lay.n_agents : 4], states[:, lay.key_col :]], 1
+        [
+            states[:, 1 : 1 + 4 * lay.n_agents : 4],
+            states[:, lay.key_col : lay.push_end],
+        ],
+        1,
     )
 
 
@@ -106,14 +123,31 @@ def _put(states: Tensor, cols: Tensor | int, values: Tensor) -> None:
         states.scatter_(1, cols.unsqueeze(1), values.unsqueeze(1))
 
 
+def _open_door(lay: Layout, states: Tensor, cells: Tensor) -> Tensor:
+    door = lay.door_of_cell[cells]
+    state = _get(states, lay.door_col + door.clamp(min=0))
+    return (door >= 0) & (state == DoorState.OPEN)
+
+
 def _enterable(lay: Layout, states: Tensor, cells: Tensor) -> Tensor:
-    """Whether the terrain of ``cells`` can be entered (open doors included)."""
-    terrain = lay.terrain[cells]
-    ok = (terrain != Terrain.WALL) & (terrain != Terrain.DOOR)
+    """Whether an agent can walk into ``cells`` (open doors and bushes included;
+    occupants aside)."""
+    ok = lay.walk_static[cells]
     if lay.n_doors:
-        door = lay.door_of_cell[cells]
-        state = states.gather(1, (lay.door_col + door.clamp(min=0)).unsqueeze(1))
-        ok = ok | ((door >= 0) & (state.squeeze(1) == DoorState.OPEN))
+        ok = ok | _open_door(lay, states, cells)
+    return ok
+
+
+def _overlappable(lay: Layout, states: Tensor, cells: Tensor) -> Tensor:
+    """Whether an object can be pushed or dropped into ``cells`` (open doors and
+    trampled bushes included; occupants aside)."""
+    ok = lay.drop_static[cells]
+    if lay.n_doors:
+        ok = ok | _open_door(lay, states, cells)
+    if lay.n_bushes:
+        bush = lay.fixture_of_cell[cells].clamp(min=0, max=lay.n_bushes - 1)
+        trampled = _get(states, lay.bush_col + bush) == 1
+        ok = ok | ((lay.terrain[cells] == Terrain.BUSH) & trampled)
     return ok
 
 
@@ -136,7 +170,7 @@ def _push_line(
         cells.append(lay.neighbors[cells[-1], direction])
     cells_t = torch.stack(cells, dim=1)
     objs = _at(occ, cells_t)
-    first_push = lay.n_agents + lay.n_keys
+    first_push = lay.n_agents + lay.n_pick
     line = torch.cumprod((objs >= first_push).long(), dim=1).bool()
     count = line.sum(dim=1)
     end = cells_t.gather(1, count.unsqueeze(1)).squeeze(1)
@@ -145,7 +179,7 @@ def _push_line(
         (count > 0)
         & (~has_rock | lay.can_push_rocks[agent])
         & (_at(occ, end) == -1)
-        & _enterable(lay, states, end)
+        & _overlappable(lay, states, end)
         & ~_in(start_agents, end)
     )
     return ok, cells_t, line
@@ -159,13 +193,19 @@ def _act(
     agent: Tensor | int,
     kind: Tensor,
     acting: Tensor,
+    action: Tensor | None = None,
 ) -> None:
     """Execute one action per row (agent ``agent[b]`` doing ``kind[b]`` where
-    ``acting[b]``) on ``states`` in place, given the current occupancy."""
-    n, p = lay.n_agents, lay.n_keys
+    ``acting[b]``) on ``states`` in place, given the current occupancy. With
+    ``action`` (the action indices) the action is recorded by control buttons
+    awaiting it (normal agents; stumbling agents pass none)."""
+    n, p = lay.n_agents, lay.n_pick
     base = 1 + 4 * agent
     pos, dirs = _get(states, base), _get(states, base + 1)
     dead, carry = _get(states, base + 2), _get(states, base + 3)
+    acting = acting & (dead == 0)
+    if lay.n_pause:
+        acting = acting & (_get(states, lay.paused_col + agent) == 0)
     fwd = lay.neighbors[pos, dirs]
     front = _at(occ, fwd)
 
@@ -174,51 +214,64 @@ def _act(
 
     forward = acting & (kind == ActionKind.FORWARD)
     forward = forward & ~_in(start_agents, fwd)
-    enterable = _enterable(lay, states, fwd)
-    moved = forward & (front == -1) & enterable
+    moved = forward & (front == -1) & _enterable(lay, states, fwd)
     if lay.n_push:
         ok, cells, line = _push_line(lay, states, occ, start_agents, agent, fwd, dirs)
         push = forward & (front >= n + p) & ok
-        pushed = states[:, lay.push_col :]
+        pushed = states[:, lay.push_col : lay.push_end]
         in_line = (pushed.unsqueeze(2) == cells.unsqueeze(1)) & line.unsqueeze(1)
         in_line = in_line.any(dim=2) & push.unsqueeze(1)
         shifted = lay.neighbors[pushed, dirs.unsqueeze(1).expand_as(pushed)]
-        states[:, lay.push_col :] = torch.where(in_line, shifted, pushed)
+        states[:, lay.push_col : lay.push_end] = torch.where(in_line, shifted, pushed)
         moved = moved | push
+    if lay.n_bushes:
+        col = lay.bush_col + lay.fixture_of_cell[fwd].clamp(0, lay.n_bushes - 1)
+        trample = moved & (lay.terrain[fwd] == Terrain.BUSH) & lay.can_trample[agent]
+        _put(states, col, torch.where(trample, 1, _get(states, col)))
     new_pos = torch.where(moved, fwd, pos)
     new_dead = dead | (moved & (lay.terrain[fwd] == Terrain.LAVA)).long()
 
     new_carry = carry
+    toggle = acting & (kind == ActionKind.TOGGLE)
     if p:
-        is_key = (front >= n) & (front < n + p)
-        pick = acting & (kind == ActionKind.PICKUP) & is_key & (carry < 0)
+        is_pick = (front >= n) & (front < n + p)
+        pick = acting & (kind == ActionKind.PICKUP) & is_pick & (carry < 0)
         drop = acting & (kind == ActionKind.DROP) & (carry >= 0) & (front == -1)
-        drop = drop & enterable
-        key = torch.where(pick, front - n, carry).clamp(min=0)
-        key_cell = _get(states, lay.key_col + key)
-        key_cell = torch.where(pick, -1, torch.where(drop, fwd, key_cell))
-        _put(states, lay.key_col + key, key_cell)
+        drop = drop & _overlappable(lay, states, fwd)
+        obj = torch.where(pick, front - n, carry).clamp(min=0)
+        obj_cell = _get(states, lay.key_col + obj)
+        obj_cell = torch.where(pick, -1, torch.where(drop, fwd, obj_cell))
+        _put(states, lay.key_col + obj, obj_cell)
         new_carry = torch.where(pick, front - n, torch.where(drop, -1, carry))
+        if lay.n_boxes:
+            box = front - n - (lay.box_col - lay.key_col)
+            opened = toggle & (box >= 0) & (box < lay.n_boxes)
+            col = lay.box_col + box.clamp(0, lay.n_boxes - 1)
+            _put(states, col, torch.where(opened, -2, _get(states, col)))
     if lay.n_doors:
         door = lay.door_of_cell[fwd]
-        toggle = acting & (kind == ActionKind.TOGGLE) & (door >= 0) & (front == -1)
+        door_toggle = toggle & (door >= 0) & (front == -1)
         door_c = lay.door_col + door.clamp(min=0)
         state = _get(states, door_c)
-        match = carry >= 0
-        if p:
+        match = (carry >= 0) & (carry < lay.n_keys)
+        if lay.n_keys:
             match = match & (
-                lay.key_color[carry.clamp(min=0)] == lay.door_color[door.clamp(min=0)]
+                lay.pick_color[carry.clamp(min=0)] == lay.door_color[door.clamp(min=0)]
             )
         opened = torch.where(match, DoorState.OPEN, DoorState.LOCKED)
         flipped = torch.where(
             state == DoorState.CLOSED, DoorState.OPEN, DoorState.CLOSED
         )
         new_state = torch.where(state == DoorState.LOCKED, opened, flipped)
-        _put(states, door_c, torch.where(toggle, new_state, state))
+        _put(states, door_c, torch.where(door_toggle, new_state, state))
     _put(states, base, new_pos)
     _put(states, base + 1, new_dir)
     _put(states, base + 2, new_dead)
     _put(states, base + 3, new_carry)
+    if lay.has_switches:
+        started = fixtures.toggle(lay, states, agent, fwd, toggle & (front == -1))
+        if action is not None:
+            fixtures.record(lay, states, agent, action, acting, started)
 
 
 def plan(
@@ -226,7 +279,8 @@ def plan(
     states: Int64[Tensor, "batch dim"],
     actions: Int64[Tensor, "batch agent"],
 ) -> Plan:
-    """Classify agents, find conflict blocks and the outcome radices (rules 1-2)."""
+    """Classify agents, find conflict blocks and the outcome radices (rules 1-2);
+    ``actions`` are the effective ones (:func:`fixtures.override` applied)."""
     batch, n = actions.shape
     device = states.device
     kinds = lay.action_kinds[actions]
@@ -235,15 +289,20 @@ def plan(
     pos = states[:, 1 : 1 + 4 * n : 4]
     dirs = states[:, 2 : 2 + 4 * n : 4]
     dead = states[:, 3 : 3 + 4 * n : 4].bool()
-    active = ~dead & (kinds != ActionKind.STILL)
-    unsteady = (
-        active & (kinds == ActionKind.FORWARD) & (lay.terrain[pos] == Terrain.UNSTEADY)
-    )
-    normal = active & ~unsteady
+    active = ~dead & ~fixtures.paused(lay, states) & (kinds != ActionKind.STILL)
     fwd = lay.neighbors[pos, dirs]
     front = _at(occ, fwd)
+    forward = active & (kinds == ActionKind.FORWARD)
+    magic = _magic_attempts(lay, states, forward, dirs, fwd, front)
+    bush = torch.zeros_like(magic)
+    if lay.has_random_bush:
+        col = lay.bush_col + lay.fixture_of_cell[fwd].clamp(0, lay.n_bushes - 1)
+        intact = (lay.terrain[fwd] == Terrain.BUSH) & (states.gather(1, col) == 0)
+        bush = forward & ~magic & intact & (front == -1) & ~lay.can_trample
+    unsteady = forward & ~magic & ~bush & (lay.terrain[pos] == Terrain.UNSTEADY)
+    normal = active & ~unsteady & ~magic & ~bush
     span = lay.cells + 2
-    first_push = n + lay.n_keys
+    first_push = n + lay.n_pick
     resource = torch.empty_like(actions)
     for i in range(n):
         cell = fwd[:, i]
@@ -261,8 +320,8 @@ def plan(
         res = torch.full((batch,), independent, dtype=torch.long, device=device)
         k = kinds[:, i]
         res = torch.where((k == ActionKind.FORWARD) & ~blocked, target, res)
-        is_key = (front[:, i] >= n) & (front[:, i] < first_push)
-        res = torch.where((k == ActionKind.PICKUP) & is_key, span + cell, res)
+        is_pick = (front[:, i] >= n) & (front[:, i] < first_push)
+        res = torch.where((k == ActionKind.PICKUP) & is_pick, span + cell, res)
         is_agent = (front[:, i] >= 0) & (front[:, i] < n)
         res = torch.where((k == ActionKind.DROP) & is_agent, 2 * span + cell, res)
         resource[:, i] = res
@@ -271,6 +330,8 @@ def plan(
     )
     idx = torch.arange(n, device=device)
     same = same | (torch.eye(n, dtype=torch.bool, device=device) & normal.unsqueeze(2))
+    if lay.n_kill or lay.n_pause:
+        same = _join_triggers(lay, states, same, normal, kinds, fwd, front)
     size = same.sum(dim=2)
     rank = (same & (idx.view(1, 1, n) < idx.view(1, n, 1))).sum(dim=2)
     leader = torch.where(normal, same.long().argmax(dim=2), idx.expand(batch, n))
@@ -284,17 +345,61 @@ def plan(
         min=1
     ).unsqueeze(2)
     digit_probs = torch.where(conflict.unsqueeze(2), uniform, digit_probs)
-    if lay.has_unsteady:
-        stumble = lay.stumble_probability
+    stumble, enter = lay.stumble_probability, lay.magic_entry_prob
+    fail = 1.0 - enter
+    for where, probs in (
+        (unsteady, [1.0 - stumble, stumble / 2, stumble / 2]),
+        (magic, [enter, fail * (1.0 - lay.solidify_prob), fail * lay.solidify_prob]),
+        (bush, [lay.enter_bush_prob, 1.0 - lay.enter_bush_prob]),
+    ):
+        if not bool(where.any()):
+            continue
         table = torch.zeros(width, dtype=digit_probs.dtype, device=device)
-        table[:3] = torch.tensor(
-            [1.0 - stumble, stumble / 2, stumble / 2],
-            dtype=digit_probs.dtype,
-            device=device,
-        )
-        digit_probs = torch.where(unsteady.unsqueeze(2), table, digit_probs)
-        radix = torch.where(unsteady, 3, radix)
-    return Plan(active, normal, unsteady, leader, rank, radix, digit_probs)
+        table[: len(probs)] = torch.tensor(probs, dtype=table.dtype, device=device)
+        digit_probs = torch.where(where.unsqueeze(2), table, digit_probs)
+        radix = torch.where(where, len(probs), radix)
+    return Plan(active, normal, unsteady, magic, bush, leader, rank, radix, digit_probs)
+
+
+def _magic_attempts(
+    lay: Layout,
+    states: Tensor,
+    forward: Tensor,
+    dirs: Tensor,
+    fwd: Tensor,
+    front: Tensor,
+) -> Tensor:
+    """``[batch, agent]``: forward moves that attempt to enter a magic wall."""
+    if not lay.has_magic:
+        return torch.zeros_like(forward)
+    idx = lay.fixture_of_cell[fwd].clamp(0, lay.n_magic - 1)
+    active = states.gather(1, lay.magic_col + idx) == 1
+    side = lay.magic_side[idx]
+    from_side = (side == 4) | (side == ((dirs + 2) & 3))
+    wall = (lay.terrain[fwd] == Terrain.MAGIC_WALL) & (front == -1) & active
+    return forward & lay.can_enter_magic & wall & from_side
+
+
+def _join_triggers(
+    lay: Layout,
+    states: Tensor,
+    same: Tensor,
+    normal: Tensor,
+    kinds: Tensor,
+    fwd: Tensor,
+    front: Tensor,
+) -> Tensor:
+    """Merge the block of a yellow agent toggling an enabled kill button or pause
+    switch with the blocks of all normal grey agents (transitive closure)."""
+    trigger = normal & (kinds == ActionKind.TOGGLE) & lay.yellow & (front == -1)
+    trigger = trigger & fixtures.enabled_trigger(lay, states, fwd)
+    if not bool(trigger.any()):
+        return same
+    edge = trigger.unsqueeze(2) & (normal & lay.grey).unsqueeze(1)
+    joined = (same | edge | edge.transpose(1, 2)).double()
+    for _ in range(max(1, (lay.n_agents - 1).bit_length())):
+        joined = (torch.bmm(joined, joined) > 0).double()
+    return joined > 0
 
 
 def _start_agents(lay: Layout, states: Tensor, occ: Tensor) -> Tensor:
@@ -330,10 +435,13 @@ def execute(
     plan_: Plan,
     k: Int64[Tensor, " batch"],
 ) -> Int64[Tensor, "batch dim"]:
-    """The successor of each row under its outcome ``k`` (rules 3-4)."""
+    """The successor of each row under its outcome ``k`` (rules 3-5); ``actions``
+    are the effective ones (:func:`fixtures.override` applied)."""
     batch, n = actions.shape
     device = states.device
     nxt = states.clone()
+    if lay.n_control:
+        nxt[:, lay.forced_col : lay.forced_col + n] = -1
     kinds = lay.action_kinds[actions]
     digits = _digits(plan_, k)
     idx = torch.arange(n, device=device).expand(batch, n)
@@ -349,18 +457,29 @@ def execute(
         if in_order:
             agent: Tensor | int = slot
             acting, kind = plan_.normal[:, slot], kinds[:, slot]
+            action = actions[:, slot]
         else:
             agent = order[:, slot]
             acting = plan_.normal.gather(1, agent.unsqueeze(1)).squeeze(1)
             kind = kinds.gather(1, agent.unsqueeze(1)).squeeze(1)
+            action = actions.gather(1, agent.unsqueeze(1)).squeeze(1)
         if not bool(acting.any()):
             break
-        _act(lay, nxt, occ, start_agents, agent, kind, acting)
+        _act(lay, nxt, occ, start_agents, agent, kind, acting, action)
         occ = occupancy(lay, nxt)
     if lay.has_unsteady and bool(plan_.unsteady.any()):
         _unsteady_moves(lay, nxt, occ, start_agents, plan_, digits)
+    if lay.has_magic:
+        fixtures.magic_moves(lay, nxt, plan_.magic, digits, partial(_free, lay))
+    if lay.has_random_bush:
+        fixtures.bush_moves(lay, nxt, plan_.bush, digits, partial(_free, lay))
     nxt[:, 0] += 1
     return canonical(lay, nxt)
+
+
+def _free(lay: Layout, states: Tensor, cells: Tensor) -> Tensor:
+    """Whether no agent or object is in ``cells``."""
+    return _at(occupancy(lay, states), cells) == -1
 
 
 def _unsteady_moves(
@@ -373,7 +492,8 @@ def _unsteady_moves(
 ) -> None:
     batch, n = plan_.unsteady.shape
     device = states.device
-    unsteady = plan_.unsteady
+    unsteady = plan_.unsteady & (states[:, 3 : 3 + 4 * n : 4] == 0)
+    unsteady = unsteady & ~fixtures.paused(lay, states)
     dir_cols = 2 + 4 * torch.arange(n, device=device)
     dirs = states[:, dir_cols]
     turn = torch.where(digits == 1, 3, torch.where(digits == 2, 1, 0))
@@ -389,7 +509,7 @@ def _unsteady_moves(
                 lay, states, occ, start_agents, i, fwd[:, i], dirs[:, i]
             )
             end = cells.gather(1, line.sum(dim=1, keepdim=True)).squeeze(1)
-            pushing = (front[:, i] >= lay.n_agents + lay.n_keys) & ok
+            pushing = (front[:, i] >= lay.n_agents + lay.n_pick) & ok
             contested[:, i] = torch.where(pushing, end, fwd[:, i])
     holder = _at(occ, contested)
     shared = (contested.unsqueeze(2) == contested.unsqueeze(1)) & (
@@ -410,14 +530,11 @@ def _unsteady_moves(
 
 def canonical(lay: Layout, states: Int64[Tensor, "batch dim"]) -> Tensor:
     """Sort the cells of the (interchangeable) blocks and of the rocks."""
-    lo = lay.push_col
+    lo, mid = lay.push_col, lay.push_col + lay.n_blocks
     if lay.n_blocks > 1:
-        states[:, lo : lo + lay.n_blocks] = (
-            states[:, lo : lo + lay.n_blocks].sort(dim=1).values
-        )
+        states[:, lo:mid] = states[:, lo:mid].sort(dim=1).values
     if lay.n_rocks > 1:
-        mid = lo + lay.n_blocks
-        states[:, mid:] = states[:, mid:].sort(dim=1).values
+        states[:, mid : lay.push_end] = states[:, mid : lay.push_end].sort(dim=1).values
     return states
 
 
@@ -449,6 +566,7 @@ def sample_successors(
             for row, joint, u in zip(states.tolist(), actions.tolist(), uniforms)
         ]
         return torch.tensor(rows, dtype=states.dtype).view(batch, states.shape[1])
+    actions = fixtures.override(lay, states, actions)
     p = plan(lay, states, actions)
     k = torch.zeros(states.shape[0], dtype=torch.long, device=states.device)
     if lay.max_outcomes() > 1:

@@ -6,6 +6,7 @@ is its mixed-radix outcome index there. The compiler sends all joint actions of 
 state in consecutive rows, and most of them are equivalent: actions that provably act
 like ``still`` (:func:`_no_op`) and turns (which compete for nothing and are read by
 no other action) are factored out, so only a small fraction of the rows is executed.
+Forced actions (control buttons) replace the agents' choices first.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from jaxtyping import Float, Int64
 from torch import Tensor
 
+from empo.worlds.multigrid import fixtures
 from empo.worlds.multigrid.dynamics import (
     Plan,
     _at,
@@ -23,7 +25,7 @@ from empo.worlds.multigrid.dynamics import (
     plan,
 )
 from empo.worlds.multigrid.layout import Layout
-from empo.worlds.multigrid.objects import ActionKind, DoorState, Terrain
+from empo.worlds.multigrid.objects import TOGGLEABLE, ActionKind, DoorState, Terrain
 
 CHUNK = 1 << 16
 
@@ -39,6 +41,7 @@ def enumerate_successors(
     Padding entries of other rows (probability 0) are valid states (copies of the
     row, possibly with turned directions). Large batches are processed in chunks of :data:`CHUNK` rows (cache-friendly).
     """
+    actions = fixtures.override(lay, states, actions)
     parts = [
         _enumerate_unique(lay, states[i : i + CHUNK], actions[i : i + CHUNK])
         for i in range(0, max(states.shape[0], 1), CHUNK)
@@ -61,7 +64,7 @@ def _no_op(lay: Layout, states: Tensor, kind: Tensor) -> Tensor:
     ``kind`` holds action kinds ``[batch, agent]`` or ``[batch, agent, m]`` (``m``
     candidate actions per agent); the result has its shape.
     """
-    n, p = lay.n_agents, lay.n_keys
+    n, p = lay.n_agents, lay.n_pick
     pos = states[:, 1 : 1 + 4 * n : 4]
     fwd = lay.neighbors[pos, states[:, 2 : 2 + 4 * n : 4]]
     carry = states[:, 4 : 4 + 4 * n : 4]
@@ -72,22 +75,25 @@ def _no_op(lay: Layout, states: Tensor, kind: Tensor) -> Tensor:
     into_wall = lay.terrain[fwd] == Terrain.WALL
     if lay.has_unsteady:
         into_wall = into_wall & (lay.terrain[pos] != Terrain.UNSTEADY)
-    features = [
-        states[:, 3 : 3 + 4 * n : 4] != 0,
-        no_key,
-        empty_handed,
-        lay.door_of_cell[fwd] < 0,
-        into_wall,
-    ]
+    toggleable = torch.isin(
+        lay.terrain[fwd], torch.tensor([int(t) for t in TOGGLEABLE], device=fwd.device)
+    )
+    if lay.n_boxes:
+        first_box = lay.box_col - lay.key_col
+        boxed = (front >= n + first_box) & (front < n + p)
+        carried = ((carry >= first_box) & (carry < p)).any(dim=1, keepdim=True)
+        toggleable = toggleable | boxed | carried
+    idle = (states[:, 3 : 3 + 4 * n : 4] != 0) | fixtures.paused(lay, states)
+    features = [idle, no_key, empty_handed, ~toggleable, into_wall]
     if kind.dim() == 3:
         features = [f.unsqueeze(2) for f in features]
-    dead, no_key, empty_handed, no_door, into_wall = features
+    idle, no_key, empty_handed, no_toggle, into_wall = features
     return (
-        dead
+        idle
         | (kind == ActionKind.DONE)
         | ((kind == ActionKind.PICKUP) & no_key)
         | ((kind == ActionKind.DROP) & empty_handed)
-        | ((kind == ActionKind.TOGGLE) & no_door)
+        | ((kind == ActionKind.TOGGLE) & no_toggle)
         | ((kind == ActionKind.FORWARD) & into_wall)
     )
 
@@ -96,17 +102,31 @@ def column_bounds(lay: Layout) -> Int64[Tensor, "2 dim"]:
     """Inclusive ``[low, high]`` of every state column, from the layout alone.
 
     ``t`` lies in ``0..max_steps``; an agent's cell in the grid, its direction in
-    ``0..3``, its terminated flag in ``0..1`` and its carried key in ``-1..keys-1``;
-    a door's state in :class:`~empo.worlds.multigrid.objects.DoorState`; a key's
-    cell in the grid or -1 (carried); a block's or rock's cell in the grid.
+    ``0..3``, its terminated flag in ``0..1`` and its carried object in
+    ``-1..pickables-1``; a door's state in
+    :class:`~empo.worlds.multigrid.objects.DoorState`; a key's or ball's cell in the
+    grid or -1 (carried), a box's also -2 (opened); a block's or rock's cell in the
+    grid; the flags of bushes, magic walls, kill buttons and pause switches in
+    ``0..1``; a control button's controlled agent in ``-1..agents-1`` and its action
+    in ``-1..actions-1``; the paused flags in ``0..1`` and the forced actions in
+    ``-1..actions-1``.
     """
-    last = lay.cells - 1
+    last, n, actions = lay.cells - 1, lay.n_agents, lay.action_kinds.numel()
     low, high = [0], [lay.max_steps]
-    for _ in range(lay.n_agents):
+    for _ in range(n):
         low += [0, 0, 0, -1]
-        high += [last, 3, 1, lay.n_keys - 1]
-    low += [min(DoorState)] * lay.n_doors + [-1] * lay.n_keys + [0] * lay.n_push
-    high += [max(DoorState)] * lay.n_doors + [last] * lay.n_keys + [last] * lay.n_push
+        high += [last, 3, 1, lay.n_pick - 1]
+    low += [min(DoorState)] * lay.n_doors + [-1] * (lay.n_keys + lay.n_balls)
+    high += [max(DoorState)] * lay.n_doors + [last] * (lay.n_keys + lay.n_balls)
+    low += [-2] * lay.n_boxes + [0] * lay.n_push
+    high += [last] * (lay.n_boxes + lay.n_push)
+    flags = lay.n_bushes + lay.n_magic + lay.n_kill + 2 * lay.n_pause
+    low += [0] * flags + [0, -1, -1, 0] * lay.n_control
+    high += [1] * flags + [1, n - 1, actions - 1, 1] * lay.n_control
+    if lay.n_pause:
+        low, high = low + [0] * n, high + [1] * n
+    if lay.n_control:
+        low, high = low + [-1] * n, high + [actions - 1] * n
     if len(low) != lay.state_dim:
         raise ValueError(
             f"column_bounds covers {len(low)} columns but a state has "
@@ -125,7 +145,11 @@ def action_effects(
     equivalent to ``still`` become ``still``; a turn becomes ``still`` plus the
     change of the agent's direction (a turn competes for nothing and no other
     action reads an agent's direction); every other action is its own canonical
-    action with shift 0.
+    action with shift 0. An agent with a forced action (control button) has the
+    effects of that action whatever it chooses; agents whose actions are not
+    factored in :func:`_keep_exact` (awaited by a control button; grey agents in a
+    state where a yellow agent faces an enabled kill button or pause switch) keep
+    every action as its own.
 
     Returns
     -------
@@ -139,9 +163,51 @@ def action_effects(
     column = (2 + 4 * torch.arange(n, device=states.device))[None, :, None]
     if ActionKind.STILL not in kinds:
         return every, column.expand_as(every), torch.zeros_like(every)
+    if lay.n_control:
+        forced = states[:, lay.forced_col : lay.forced_col + n].unsqueeze(2)
+        every = torch.where(forced >= 0, forced, every)
     base, turn = _effective(lay, states, every, kinds.index(ActionKind.STILL))
+    keep = _exact_agents(lay, states).unsqueeze(2)
+    base, turn = torch.where(keep, every, base), torch.where(keep, 0, turn)
     dirs = states[:, 2 : 2 + 4 * n : 4].unsqueeze(2)
     return base, column.expand_as(every), ((dirs + turn) & 3) - dirs
+
+
+def _awaited(lay: Layout, states: Tensor) -> Tensor:
+    """``[batch, agent]``: agents whose next executed action a control button
+    records."""
+    cols = lay.control_col + 4 * torch.arange(lay.n_control, device=states.device)
+    waiting = torch.where(states[:, cols + 3] == 1, states[:, cols + 1], -1)
+    agents = torch.arange(lay.n_agents, device=states.device)
+    return (waiting.unsqueeze(1) == agents.view(1, -1, 1)).any(dim=2)
+
+
+def _joined_rows(lay: Layout, states: Tensor, actions: Tensor) -> Tensor:
+    """``[batch]``: rows in which a yellow agent toggles an enabled kill button or
+    pause switch (grey agents' no-ops and turns then matter: rule 2)."""
+    n = lay.n_agents
+    kind = lay.action_kinds[actions]
+    pos = states[:, 1 : 1 + 4 * n : 4]
+    fwd = lay.neighbors[pos, states[:, 2 : 2 + 4 * n : 4]]
+    live = (states[:, 3 : 3 + 4 * n : 4] == 0) & ~fixtures.paused(lay, states)
+    toggle = live & lay.yellow & (kind == ActionKind.TOGGLE)
+    return (toggle & fixtures.enabled_trigger(lay, states, fwd)).any(dim=1)
+
+
+def _exact_agents(lay: Layout, states: Tensor) -> Tensor:
+    """``[batch, agent]``: agents whose actions :func:`action_effects` must not
+    factor in each state (whatever the others do; see :func:`_keep_exact`)."""
+    n = lay.n_agents
+    keep = torch.zeros(states.shape[0], n, dtype=torch.bool, device=states.device)
+    if lay.n_kill or lay.n_pause:
+        pos = states[:, 1 : 1 + 4 * n : 4]
+        fwd = lay.neighbors[pos, states[:, 2 : 2 + 4 * n : 4]]
+        live = (states[:, 3 : 3 + 4 * n : 4] == 0) & ~fixtures.paused(lay, states)
+        trigger = live & lay.yellow & fixtures.enabled_trigger(lay, states, fwd)
+        keep = trigger.any(dim=1, keepdim=True) & lay.grey
+    if lay.n_control:
+        keep = keep | _awaited(lay, states)
+    return keep
 
 
 def _effective(
@@ -155,6 +221,23 @@ def _effective(
     turn = torch.where(no_op, 0, torch.where(kind == ActionKind.RIGHT, 1, turn))
     base = torch.where(no_op | (turn > 0), still, actions)
     return base, turn
+
+
+def _keep_exact(
+    lay: Layout, states: Tensor, actions: Tensor, base: Tensor, turn: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Undo the factoring of no-ops and turns where they matter: for agents whose
+    next action a control button awaits (it records any executed action) and for
+    grey agents in rows where a kill or pause toggle joins their blocks (their
+    order relative to the toggle decides whether they act)."""
+    keep = torch.zeros_like(actions, dtype=torch.bool)
+    if lay.n_kill or lay.n_pause:
+        keep = _joined_rows(lay, states, actions).unsqueeze(1) & lay.grey
+    if lay.n_control:
+        keep = keep | _awaited(lay, states)
+    if not (lay.n_kill or lay.n_pause or lay.n_control):
+        return base, turn
+    return torch.where(keep, actions, base), torch.where(keep, 0, turn)
 
 
 def _enumerate_unique(
@@ -177,6 +260,7 @@ def _enumerate_unique(
     device = states.device
     if batch <= 1:
         base, turn = _effective(lay, states, actions, still)
+        base, turn = _keep_exact(lay, states, actions, base, turn)
         return _enumerate_chunk(lay, states, torch.where(turn > 0, actions, base))
     new_group = torch.ones(batch, dtype=torch.bool, device=device)
     new_group[1:] = (states[1:] != states[:-1]).any(dim=1)
@@ -190,6 +274,7 @@ def _enumerate_unique(
         base, turn = base.flatten()[flat], turn.flatten()[flat]
     else:
         base, turn = _effective(lay, states, actions, still)
+    base, turn = _keep_exact(lay, states, actions, base, turn)
     bits = batch.bit_length() + n * (len(kinds) - 1).bit_length()
     if bits <= 62:
         key = group

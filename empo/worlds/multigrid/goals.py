@@ -3,8 +3,9 @@
 A goal is the set of states in which the human stands in a given rectangle of cells
 (a single cell is a 1×1 rectangle), with a weight ``w_h(g) > 0`` (THEORY.md, "The world
 model"; default 1). Goals come from a YAML file's ``possible_goals`` (the same list for
-every human, as in the research code) or, by default, one goal per walkable cell (every
-cell that is neither wall nor lava).
+every human, as in the research code) or, by default, one goal per cell a human can
+stand on (not a wall, lava, switch object or magic wall; bushes included, since
+humans enter them; magic walls too where a yellow agent may enter them).
 """
 
 from __future__ import annotations
@@ -16,10 +17,20 @@ from torch import Tensor
 from empo.worlds.multigrid.maps import GoalSpec, WorldSpec
 from empo.worlds.multigrid.objects import Terrain
 
+_NEVER_STOOD_ON = (
+    Terrain.WALL,
+    Terrain.LAVA,
+    Terrain.KILL_BUTTON,
+    Terrain.PAUSE_SWITCH,
+    Terrain.DISABLING_SWITCH,
+    Terrain.CONTROL_BUTTON,
+)
+
 
 def walkable_cells(spec: WorldSpec) -> list[tuple[int, int]]:
-    """Cells an agent could stand on (not wall, not lava), row-major."""
-    blocked = (Terrain.WALL, Terrain.LAVA)
+    """Cells that ``possible_goals`` must cover, row-major: as in the research code,
+    all but walls, lava, bushes, magic walls and switch objects."""
+    blocked = _NEVER_STOOD_ON + (Terrain.BUSH, Terrain.MAGIC_WALL)
     return [
         (x, y)
         for y in range(spec.height)
@@ -29,8 +40,17 @@ def walkable_cells(spec: WorldSpec) -> list[tuple[int, int]]:
 
 
 def default_goals(spec: WorldSpec) -> list[GoalSpec]:
-    """One single-cell goal per walkable cell."""
-    return [GoalSpec(x, y, x, y) for x, y in walkable_cells(spec)]
+    """One single-cell goal per cell a human can stand on (see the module
+    docstring)."""
+    blocked = _NEVER_STOOD_ON
+    if not any(a.color == "yellow" and a.can_enter_magic_walls for a in spec.agents):
+        blocked = blocked + (Terrain.MAGIC_WALL,)
+    return [
+        GoalSpec(x, y, x, y)
+        for y in range(spec.height)
+        for x in range(spec.width)
+        if spec.terrain[y][x] not in blocked
+    ]
 
 
 def check_goals(spec: WorldSpec, goals: list[GoalSpec]) -> None:

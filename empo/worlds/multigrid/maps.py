@@ -4,9 +4,11 @@ The formats are those of the public research code (``docs/MULTIGRID_COMPAT.md``)
 map is a string (or list of row strings, or list of lists of cells) of two-character
 cell codes, whitespace between cells ignored; a YAML file holds ``map`` and optionally
 ``max_steps``, ``possible_goals``, ``can_push_rocks``, ``action_class``,
-``orientations`` and ``stumble_probability``. Only walls, empty cells, agents, keys,
-doors, blocks, rocks, lava, unsteady ground and goal cells are supported; any other
-object is refused with an error naming it and its cells.
+``orientations``, ``stumble_probability``, ``solidify_probability`` and
+``enter_bush_success_prob``, plus empo's ``can_enter_magic_walls`` (colour letters of
+the agents that may try to enter magic walls; none by default, as in the research
+code, whose agents read from maps never can). Every object of the research code's
+map format is supported; an unknown code is refused with an error naming its cell.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from empo.worlds.multigrid.objects import (
     ACTION_SETS,
     COLOR_CODES,
     ORIENTATIONS,
-    UNSUPPORTED_CODES,
-    UNSUPPORTED_LETTERS,
+    FIXTURE_CODES,
+    MAGIC_SIDES,
     DoorState,
     Terrain,
 )
@@ -37,8 +39,6 @@ _IGNORED_KEYS = {
     "agent_view_size",
     "see_through_walls",
     "rocks_can_kill",
-    "solidify_probability",
-    "enter_bush_success_prob",
 }
 _KNOWN_KEYS = {
     "map",
@@ -48,18 +48,22 @@ _KNOWN_KEYS = {
     "action_class",
     "orientations",
     "stumble_probability",
+    "solidify_probability",
+    "enter_bush_success_prob",
+    "can_enter_magic_walls",
 } | _IGNORED_KEYS
 
 
 @dataclass
 class AgentSpec:
-    """An agent: cell, colour name, direction index, rock-pushing ability."""
+    """An agent: cell, colour name, direction index, abilities."""
 
     x: int
     y: int
     color: str
     direction: int = 0
     can_push_rocks: bool = False
+    can_enter_magic_walls: bool = False
 
 
 @dataclass
@@ -90,12 +94,19 @@ class WorldSpec:
     agents: list[AgentSpec]
     doors: list[tuple[int, int, str, DoorState]] = field(default_factory=list)
     keys: list[tuple[int, int, str]] = field(default_factory=list)
+    balls: list[tuple[int, int, str]] = field(default_factory=list)
+    boxes: list[tuple[int, int, str]] = field(default_factory=list)
     blocks: list[tuple[int, int]] = field(default_factory=list)
     rocks: list[tuple[int, int]] = field(default_factory=list)
+    fixtures: dict[Terrain, list[tuple[int, int]]] = field(default_factory=dict)
+    magic_sides: list[int] = field(default_factory=list)
+    disabling_targets: list[Terrain] = field(default_factory=list)
     goal_colors: dict[tuple[int, int], str] = field(default_factory=dict)
     max_steps: int = 100
     action_set: str = "ObjectActions"
     stumble_probability: float = 0.5
+    solidify_probability: float = 0.1
+    enter_bush_success_prob: float = 1.0
     possible_goals: list[GoalSpec] | None = None
     source: str = "map"
 
@@ -118,11 +129,22 @@ def _rows(map_spec: str | list[Any]) -> list[str]:
     return rows
 
 
+def _colour_letters(option: str, letters: str) -> str:
+    for code in letters:
+        if code not in COLOR_CODES:
+            raise ValueError(
+                f"{option}: invalid colour letter {code!r}; allowed: "
+                f"{', '.join(COLOR_CODES)}"
+            )
+    return letters
+
+
 def parse_map(
     map_spec: str | list[Any],
     *,
     orientations: int | str | list[int | str] = 0,
     can_push_rocks: str = "e",
+    can_enter_magic_walls: str = "",
 ) -> WorldSpec:
     """Parse a map into a :class:`WorldSpec` (options other than the map at defaults).
 
@@ -136,20 +158,17 @@ def parse_map(
         index 0-3 or a letter ``e s w n``.
     can_push_rocks
         Colour letters of the agents that may push rocks.
+    can_enter_magic_walls
+        Colour letters of the agents that may try to enter magic walls.
 
     Raises
     ------
     ValueError
-        On a malformed map (naming the row and column), an unknown code, or objects
-        this implementation does not support (naming them and their cells).
+        On a malformed map or an unknown code (naming the row and column).
     """
     rows = _rows(map_spec)
-    for code in can_push_rocks or "":
-        if code not in COLOR_CODES:
-            raise ValueError(
-                f"can_push_rocks: invalid colour letter {code!r}; allowed: "
-                f"{', '.join(COLOR_CODES)}"
-            )
+    pushers = _colour_letters("can_push_rocks", can_push_rocks or "")
+    enterers = _colour_letters("can_enter_magic_walls", can_enter_magic_walls or "")
     for i, row in enumerate(rows):
         if len(row) % 2:
             raise ValueError(
@@ -164,31 +183,25 @@ def parse_map(
             )
     terrain = [[Terrain.EMPTY] * width for _ in rows]
     spec = WorldSpec(width=width, height=len(rows), terrain=terrain, agents=[])
-    unsupported: dict[str, list[tuple[int, int]]] = {}
     for y, row in enumerate(rows):
         for x in range(width):
-            code = row[2 * x : 2 * x + 2]
-            _parse_cell(code, x, y, spec, unsupported, can_push_rocks or "")
-    if unsupported:
-        parts = [
-            f"{name} at " + ", ".join(f"(x={x}, y={y})" for x, y in cells)
-            for name, cells in unsupported.items()
-        ]
-        raise ValueError("unsupported MultiGrid objects in map: " + "; ".join(parts))
+            _parse_cell(row[2 * x : 2 * x + 2], x, y, spec, pushers, enterers)
     _apply_orientations(spec, orientations)
     return spec
 
 
 def _parse_cell(
-    code: str,
-    x: int,
-    y: int,
-    spec: WorldSpec,
-    unsupported: dict[str, list[tuple[int, int]]],
-    can_push_rocks: str,
+    code: str, x: int, y: int, spec: WorldSpec, pushers: str, enterers: str
 ) -> None:
+    """Record the object of one cell (colour-less codes first, as the research code
+    matches them: ``Kb`` is a kill button, ``Bu`` a bush)."""
     where = f"map row {y}, column {x}"
-    fixed = {"..": Terrain.EMPTY, "La": Terrain.LAVA, "Un": Terrain.UNSTEADY}
+    fixed = {
+        "..": Terrain.EMPTY,
+        "La": Terrain.LAVA,
+        "Un": Terrain.UNSTEADY,
+        "Sw": Terrain.SWITCH,
+    }
     if code in fixed:
         spec.terrain[y][x] = fixed[code]
         return
@@ -198,15 +211,31 @@ def _parse_cell(
     if code == "Ro":
         spec.rocks.append((x, y))
         return
-    if code in UNSUPPORTED_CODES:
-        unsupported.setdefault(UNSUPPORTED_CODES[code], []).append((x, y))
+    if code in FIXTURE_CODES:
+        kind, target = FIXTURE_CODES[code]
+        spec.terrain[y][x] = kind
+        spec.fixtures.setdefault(kind, []).append((x, y))
+        if target is not None:
+            spec.disabling_targets.append(target)
         return
     letter, color_code = code[0], code[1]
+    if letter == "M":
+        if color_code not in MAGIC_SIDES:
+            raise ValueError(
+                f"invalid magic wall side {color_code!r} in cell code {code!r} at "
+                f"{where}; allowed: {', '.join(MAGIC_SIDES)}"
+            )
+        spec.terrain[y][x] = Terrain.MAGIC_WALL
+        spec.fixtures.setdefault(Terrain.MAGIC_WALL, []).append((x, y))
+        spec.magic_sides.append(MAGIC_SIDES[color_code])
+        return
     if color_code not in COLOR_CODES:
         raise ValueError(f"unknown cell code {code!r} at {where}")
     color = COLOR_CODES[color_code]
-    if letter in UNSUPPORTED_LETTERS:
-        unsupported.setdefault(UNSUPPORTED_LETTERS[letter], []).append((x, y))
+    if letter == "B":
+        spec.balls.append((x, y, color))
+    elif letter == "X":
+        spec.boxes.append((x, y, color))
     elif letter == "W":
         spec.terrain[y][x] = Terrain.WALL
     elif letter == "G":
@@ -220,7 +249,13 @@ def _parse_cell(
         spec.keys.append((x, y, color))
     elif letter == "A":
         spec.agents.append(
-            AgentSpec(x, y, color, can_push_rocks=color_code in can_push_rocks)
+            AgentSpec(
+                x,
+                y,
+                color,
+                can_push_rocks=color_code in pushers,
+                can_enter_magic_walls=color_code in enterers,
+            )
         )
     else:
         raise ValueError(f"unknown cell code {code!r} at {where}")
@@ -309,6 +344,7 @@ def parse_config(config: dict[str, Any], source: str = "config") -> WorldSpec:
             config["map"],
             orientations=config.get("orientations", 0),
             can_push_rocks=config.get("can_push_rocks", "e") or "",
+            can_enter_magic_walls=config.get("can_enter_magic_walls", "") or "",
         )
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from None
@@ -319,7 +355,18 @@ def parse_config(config: dict[str, Any], source: str = "config") -> WorldSpec:
     spec.max_steps = max_steps
     action_set = config.get("action_class")
     if action_set is None:
-        needs_objects = bool(spec.keys or spec.doors)
+        interactive = (
+            Terrain.PAUSE_SWITCH,
+            Terrain.DISABLING_SWITCH,
+            Terrain.CONTROL_BUTTON,
+        )
+        needs_objects = bool(
+            spec.keys
+            or spec.balls
+            or spec.boxes
+            or spec.doors
+            or any(spec.fixtures.get(kind) for kind in interactive)
+        )
         action_set = "ObjectActions" if needs_objects else "SmallActions"
     if action_set not in ACTION_SETS:
         raise ValueError(
@@ -327,10 +374,18 @@ def parse_config(config: dict[str, Any], source: str = "config") -> WorldSpec:
             f"{', '.join(ACTION_SETS)}"
         )
     spec.action_set = action_set
-    stumble = float(config.get("stumble_probability", 0.5))
-    if not 0.0 <= stumble <= 1.0:
-        raise ValueError(f"{source}: stumble_probability must lie in [0, 1]")
-    spec.stumble_probability = stumble
+    defaults = {
+        "stumble_probability": 0.5,
+        "solidify_probability": 0.1,
+        "enter_bush_success_prob": 1.0,
+    }
+    for key, default in defaults.items():
+        value = config.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{source}: {key} must be a number in [0, 1]")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{source}: {key} must lie in [0, 1]")
+        setattr(spec, key, float(value))
     goals = config.get("possible_goals")
     if goals:
         try:

@@ -12,7 +12,8 @@ from enum import IntEnum
 
 
 class Terrain(IntEnum):
-    """Static floor type of a cell (never changes during an episode)."""
+    """Static type of a cell (what lies there never moves; the state of doors, bushes,
+    magic walls, switches and buttons is part of the state row)."""
 
     EMPTY = 0
     WALL = 1
@@ -20,6 +21,51 @@ class Terrain(IntEnum):
     LAVA = 3
     UNSTEADY = 4
     DOOR = 5
+    SWITCH = 6
+    BUSH = 7
+    MAGIC_WALL = 8
+    KILL_BUTTON = 9
+    PAUSE_SWITCH = 10
+    DISABLING_SWITCH = 11
+    CONTROL_BUTTON = 12
+
+
+FIXTURES: tuple[Terrain, ...] = (
+    Terrain.BUSH,
+    Terrain.MAGIC_WALL,
+    Terrain.KILL_BUTTON,
+    Terrain.PAUSE_SWITCH,
+    Terrain.DISABLING_SWITCH,
+    Terrain.CONTROL_BUTTON,
+)
+"""Cell types with an index of their own kind (``Layout.fixture_of_cell``)."""
+
+TOGGLEABLE: tuple[Terrain, ...] = (
+    Terrain.DOOR,
+    Terrain.KILL_BUTTON,
+    Terrain.PAUSE_SWITCH,
+    Terrain.DISABLING_SWITCH,
+    Terrain.CONTROL_BUTTON,
+)
+"""Cell types on which ``toggle`` can act."""
+
+OVERLAPPABLE: tuple[Terrain, ...] = (
+    Terrain.EMPTY,
+    Terrain.GOAL,
+    Terrain.LAVA,
+    Terrain.UNSTEADY,
+    Terrain.SWITCH,
+)
+"""Cell types onto which objects can be pushed or dropped (plus open doors and
+trampled bushes); agents can also walk into doors when open and into any bush."""
+
+
+class PickKind(IntEnum):
+    """Kinds of pickable objects (their index order in the state row)."""
+
+    KEY = 0
+    BALL = 1
+    BOX = 2
 
 
 class DoorState(IntEnum):
@@ -62,6 +108,11 @@ COLOR_RGB: dict[str, tuple[int, int, int]] = {
 }
 
 ORIENTATIONS: dict[str, int] = {"e": 0, "s": 1, "w": 2, "n": 3}
+MAGIC_SIDES: dict[str, int] = {"e": 0, "s": 1, "w": 2, "n": 3, "a": 4}
+"""Magic wall codes ``M<side>``: the side from which it can be entered (4: all)."""
+MAGIC_ENTRY_PROBABILITY = 0.5
+"""Probability that an attempt to enter a magic wall succeeds (research code's value
+for walls read from maps)."""
 DIRECTION_VECTORS: tuple[tuple[int, int], ...] = ((1, 0), (0, 1), (-1, 0), (0, -1))
 
 ACTION_SETS: dict[str, tuple[str, ...]] = {
@@ -89,24 +140,19 @@ ACTION_SETS: dict[str, tuple[str, ...]] = {
 }
 ACTION_KINDS: dict[str, ActionKind] = {k.name.lower(): k for k in ActionKind}
 
-UNSUPPORTED_CODES: dict[str, str] = {
-    "Bu": "bush",
-    "Sw": "switch",
-    "Kb": "kill button",
-    "Ki": "kill button",
-    "Ps": "pause switch",
-    "Pa": "pause switch",
-    "Dk": "disabling switch",
-    "dK": "disabling switch",
-    "Dp": "disabling switch",
-    "dP": "disabling switch",
-    "DC": "disabling switch",
-    "dC": "disabling switch",
-    "CB": "control button",
-    "Mn": "magic wall",
-    "Ms": "magic wall",
-    "Mw": "magic wall",
-    "Me": "magic wall",
-    "Ma": "magic wall",
+FIXTURE_CODES: dict[str, tuple[Terrain, Terrain | None]] = {
+    "Bu": (Terrain.BUSH, None),
+    "Kb": (Terrain.KILL_BUTTON, None),
+    "Ki": (Terrain.KILL_BUTTON, None),
+    "Ps": (Terrain.PAUSE_SWITCH, None),
+    "Pa": (Terrain.PAUSE_SWITCH, None),
+    "Dk": (Terrain.DISABLING_SWITCH, Terrain.KILL_BUTTON),
+    "dK": (Terrain.DISABLING_SWITCH, Terrain.KILL_BUTTON),
+    "Dp": (Terrain.DISABLING_SWITCH, Terrain.PAUSE_SWITCH),
+    "dP": (Terrain.DISABLING_SWITCH, Terrain.PAUSE_SWITCH),
+    "DC": (Terrain.DISABLING_SWITCH, Terrain.CONTROL_BUTTON),
+    "dC": (Terrain.DISABLING_SWITCH, Terrain.CONTROL_BUTTON),
+    "CB": (Terrain.CONTROL_BUTTON, None),
 }
-UNSUPPORTED_LETTERS: dict[str, str] = {"B": "ball", "X": "box"}
+"""Colour-less two-character codes of fixtures: ``(cell type, target kind)`` (the
+target kind is that of the objects a disabling switch enables and disables)."""

@@ -8,26 +8,47 @@ every world is acyclic and :func:`empo.worlds.compiler.compile_world` enumerates
 
 Deliberate deviations from the research code (everything else follows it):
 
-* **Objects on the floor are state.** Keys lying on the floor are part of the state
-  (their cell, or -1 while carried), as are door states and block and rock cells. The
-  research code's compact state omits floor keys, so its enumeration of a world with a
-  floor key depends on the exploration order.
-* **Terrain is static.** Goal cells, lava and unsteady ground stay under blocks, rocks,
-  keys and agents; in the research code a block pushed (or a key dropped) onto such a
-  cell, or an agent pushing from it, can erase it. An agent entering lava by pushing a
-  block is terminated like any other agent entering lava.
-* **Open doors stay doors.** A key dropped (or a block pushed) into an open door lies
-  in the doorway, which cannot be toggled while occupied; the research code replaces
-  the door by the object.
+* **Objects on the floor are state.** Keys, balls and boxes lying on the floor are
+  part of the state (their cell, -1 while carried, -2 for an opened box), as are
+  door states and block and rock cells. The research code's compact state omits
+  floor objects, so its enumeration of a world with one depends on the exploration
+  order.
+* **Terrain is static.** Goal cells, lava, unsteady ground and switch cells (``Sw``)
+  stay under blocks, rocks, floor objects and agents; in the research code a block
+  pushed (or an object dropped) onto such a cell, or an agent pushing from it, can
+  erase it. An agent entering lava by pushing a block is terminated like any other
+  agent entering lava.
+* **Open doors stay doors.** An object dropped (or a block pushed) into an open door
+  lies in the doorway, which cannot be toggled while occupied; the research code
+  replaces the door by the object.
 * **Roles.** Yellow agents are humans; every other agent is a robot (the research
-  code leaves agents of other colours without a role).
-* **Supported objects** are walls, empty cells, agents, keys, doors, blocks, rocks,
-  lava, unsteady ground and goal cells. Balls, boxes, bushes, magic walls, switches
-  and buttons are refused with an error naming them and their cells.
+  code leaves agents of other colours without a role). Switches and buttons go by
+  colour, as there: yellow agents use kill buttons, pause switches and programmed
+  control buttons, grey agents disabling switches and control buttons, and grey
+  agents are the ones terminated, paused and controlled.
+* **Kill and pause toggles race every grey agent.** A yellow agent toggling an
+  enabled kill button or pause switch is ordered uniformly at random with every
+  normal grey agent acting in the same step (the research code's rule), also when
+  those agents only turn (the research code's shortcut then uses index order).
+* **Paused at the start of a step, paused for the step.** An agent unpaused during a
+  step does not act in it (the research code lets it act when the step has no
+  conflict and no random move and it comes after the unpausing agent in index
+  order).
+* **Magic walls.** Who may enter them is the YAML key ``can_enter_magic_walls``
+  (colour letters; none by default: the research code's agents read from maps never
+  can). An all-sides wall (``Ma``) can be entered from every side in every step (the
+  research code's shortcuts ignore a lone attempt on it), and an agent cannot enter
+  a wall that another agent entered earlier in the same step (the research code
+  moves both into the cell).
+* **Boxes are empty** (the research code's map format cannot fill them); toggling a
+  box in front opens it, and it disappears.
 * **Goal weights** default to 1 (THEORY.md) instead of the research code's ``1/|G|``
   (a common factor multiplies every ``X_h``); give weights in ``possible_goals``
   entries (``{goal: "x,y", weight: w}``) to use others.
 * **Terminal states** have no successors (:meth:`transitions` returns padding only).
+
+``scripts/diff_multigrid.py`` compares the explicit model with the research code's
+pair by pair and counts the pairs these deviations touch separately.
 """
 
 from __future__ import annotations
@@ -53,6 +74,8 @@ from empo.worlds.multigrid.objects import (
     ACTION_SETS,
     COLOR_NAMES,
     DIRECTION_VECTORS,
+    FIXTURES,
+    MAGIC_ENTRY_PROBABILITY,
     DoorState,
     Terrain,
 )
@@ -73,11 +96,25 @@ def build_layout(spec: WorldSpec) -> Layout:
     door_of_cell = torch.full((cells + 2,), -1, dtype=torch.long)
     for d, (x, y, _, _) in enumerate(spec.doors):
         door_of_cell[y * w + x] = d
+    fixture_of_cell = torch.full((cells + 2,), -1, dtype=torch.long)
+    for placed in spec.fixtures.values():
+        for j, (x, y) in enumerate(placed):
+            fixture_of_cell[y * w + x] = j
     actions = ACTION_SETS[spec.action_set]
+    pickables = spec.keys + spec.balls + spec.boxes
+    agents = spec.agents
+
+    def flags(values: list[bool]) -> Tensor:
+        return torch.tensor(values, dtype=torch.bool).reshape(len(values))
+
+    grey = flags([a.color == "grey" for a in agents])
+    pushers = flags([a.can_push_rocks for a in agents])
+    enterers = flags([a.can_enter_magic_walls for a in agents])
+    count = {kind: len(spec.fixtures.get(kind, [])) for kind in FIXTURES}
     return Layout(
         width=w,
         height=h,
-        n_agents=len(spec.agents),
+        n_agents=len(agents),
         n_doors=len(spec.doors),
         n_keys=len(spec.keys),
         n_blocks=len(spec.blocks),
@@ -90,17 +127,57 @@ def build_layout(spec: WorldSpec) -> Layout:
         door_color=torch.tensor(
             [COLOR_NAMES.index(c) for _, _, c, _ in spec.doors], dtype=torch.long
         ),
-        key_color=torch.tensor(
-            [COLOR_NAMES.index(c) for _, _, c in spec.keys], dtype=torch.long
+        pick_color=torch.tensor(
+            [COLOR_NAMES.index(c) for _, _, c in pickables], dtype=torch.long
         ),
-        can_push_rocks=torch.tensor(
-            [a.can_push_rocks for a in spec.agents], dtype=torch.bool
-        ),
+        can_push_rocks=pushers,
         action_kinds=torch.tensor(
             [int(ACTION_KINDS[a]) for a in actions], dtype=torch.long
         ),
         has_unsteady=bool((terrain == Terrain.UNSTEADY).any()),
+        n_balls=len(spec.balls),
+        n_boxes=len(spec.boxes),
+        n_bushes=count[Terrain.BUSH],
+        n_magic=count[Terrain.MAGIC_WALL],
+        n_kill=count[Terrain.KILL_BUTTON],
+        n_pause=count[Terrain.PAUSE_SWITCH],
+        n_control=count[Terrain.CONTROL_BUTTON],
+        enter_bush_prob=spec.enter_bush_success_prob,
+        magic_entry_prob=MAGIC_ENTRY_PROBABILITY,
+        solidify_prob=spec.solidify_probability,
+        fixture_of_cell=fixture_of_cell,
+        magic_side=torch.tensor(spec.magic_sides, dtype=torch.long),
+        disable_target=torch.tensor(
+            [int(t) for t in spec.disabling_targets], dtype=torch.long
+        ),
+        yellow=flags([a.color == "yellow" for a in agents]),
+        grey=grey,
+        can_trample=grey | pushers | enterers,
+        can_enter_magic=enterers,
     )
+
+
+def initial_row(spec: WorldSpec) -> list[int]:
+    """The map's initial state row (layout in :mod:`empo.worlds.multigrid.layout`)."""
+    w = spec.width
+    row = [0]
+    for a in spec.agents:
+        row += [a.y * w + a.x, a.direction, 0, -1]
+    row += [int(state) for _, _, _, state in spec.doors]
+    row += [y * w + x for x, y, _ in spec.keys + spec.balls + spec.boxes]
+    row += sorted(y * w + x for x, y in spec.blocks)
+    row += sorted(y * w + x for x, y in spec.rocks)
+    fixtures = spec.fixtures
+    row += [0] * len(fixtures.get(Terrain.BUSH, []))
+    row += [1] * len(fixtures.get(Terrain.MAGIC_WALL, []))
+    row += [1] * len(fixtures.get(Terrain.KILL_BUTTON, []))
+    row += [0, 1] * len(fixtures.get(Terrain.PAUSE_SWITCH, []))
+    row += [1, -1, -1, 0] * len(fixtures.get(Terrain.CONTROL_BUTTON, []))
+    if fixtures.get(Terrain.PAUSE_SWITCH):
+        row += [0] * len(spec.agents)
+    if fixtures.get(Terrain.CONTROL_BUTTON):
+        row += [-1] * len(spec.agents)
+    return row
 
 
 class MultiGridWorld:
@@ -183,14 +260,7 @@ class MultiGridWorld:
 
     def initial_states(self) -> Int64[Tensor, "n dim"]:
         """The map's initial state, ``[1, state_dim]``."""
-        w = self.spec.width
-        row = [0]
-        for a in self.spec.agents:
-            row += [a.y * w + a.x, a.direction, 0, -1]
-        row += [int(state) for _, _, _, state in self.spec.doors]
-        row += [y * w + x for x, y, _ in self.spec.keys]
-        row += sorted(y * w + x for x, y in self.spec.blocks)
-        row += sorted(y * w + x for x, y in self.spec.rocks)
+        row = initial_row(self.spec)
         return torch.tensor([row], dtype=torch.long, device=self.device)
 
     def is_terminal(self, states: Int64[Tensor, "batch dim"]) -> Bool[Tensor, " batch"]:
@@ -259,16 +329,36 @@ class MultiGridWorld:
                     "dir": d,
                     "terminated": bool(dead),
                     "carrying": carry,
+                    "paused": bool(lay.n_pause and s[lay.paused_col + i]),
+                    "forced": s[lay.forced_col + i] if lay.n_control else -1,
                 }
             )
         doors = [DoorState(v).name.lower() for v in s[lay.door_col : lay.key_col]]
+        balls = lay.key_col + lay.n_keys
+        controls = [
+            dict(zip(("enabled", "controlled", "action", "awaiting"), s[c : c + 4]))
+            for c in range(lay.control_col, lay.paused_col, 4)
+        ]
         return {
             "t": s[0],
             "agents": agents,
             "doors": doors,
-            "keys": [xy(c) for c in s[lay.key_col : lay.push_col]],
+            "keys": [xy(c) for c in s[lay.key_col : balls]],
+            "balls": [xy(c) for c in s[balls : lay.box_col]],
+            "boxes": [
+                None if c == -2 else xy(c) for c in s[lay.box_col : lay.push_col]
+            ],
+            "boxes_opened": [c == -2 for c in s[lay.box_col : lay.push_col]],
             "blocks": [xy(c) for c in s[lay.push_col : lay.push_col + lay.n_blocks]],
-            "rocks": [xy(c) for c in s[lay.push_col + lay.n_blocks :]],
+            "rocks": [xy(c) for c in s[lay.push_col + lay.n_blocks : lay.push_end]],
+            "bushes_trampled": [bool(v) for v in s[lay.bush_col : lay.magic_col]],
+            "magic_active": [bool(v) for v in s[lay.magic_col : lay.kill_col]],
+            "kill_enabled": [bool(v) for v in s[lay.kill_col : lay.pause_col]],
+            "pause": [
+                {"on": bool(s[c]), "enabled": bool(s[c + 1])}
+                for c in range(lay.pause_col, lay.control_col, 2)
+            ],
+            "control": controls,
         }
 
     def render_state(self, state: Int64[Tensor, " dim"]) -> np.ndarray:

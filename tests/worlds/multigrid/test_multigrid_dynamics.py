@@ -143,6 +143,8 @@ def test_lava_terminates_and_blocks() -> None:
         "dir": 0,
         "terminated": True,
         "carrying": -1,
+        "paused": False,
+        "forced": -1,
     }
     s2 = only(world, s, [LEFT])
     assert torch.equal(s2[1:], s[1:]) and int(s2[0]) == 2

@@ -5,6 +5,7 @@ import torch
 
 from empo.worlds.multigrid.builtin import from_file
 from empo.worlds.multigrid.maps import parse_goal_spec, parse_map
+from empo.worlds.multigrid.objects import Terrain
 
 YAML = """
 metadata:
@@ -45,16 +46,27 @@ def test_yaml_world_file(tmp_path) -> None:
     assert overrides.max_steps == 3
 
 
-def test_unsupported_objects_named_with_cells() -> None:
-    with pytest.raises(ValueError, match=r"kill button at \(x=3, y=2\)"):
-        from_file(map=YAML.split("|\n")[1].split("max_steps")[0])
-    rows = "We Bb Bu\nBu Xr .."
-    with pytest.raises(ValueError) as err:
-        parse_map(rows)
-    message = str(err.value)
-    assert "ball at (x=1, y=0)" in message
-    assert "bush at (x=2, y=0), (x=0, y=1)" in message
-    assert "box at (x=1, y=1)" in message
+def test_every_object_code_parses() -> None:
+    spec = parse_map(
+        "Bb Bu Xr Sw Kb Ki\nPs Pa Dk dK Dp dP\nDC dC CB Mn Ma ..\nBl Ro Kg Ay Ae ..",
+        can_enter_magic_walls="e",
+    )
+    assert spec.balls == [(0, 0, "blue")] and spec.boxes == [(2, 0, "red")]
+    assert spec.keys == [(2, 3, "green")]
+    assert spec.terrain[0][3] == Terrain.SWITCH
+    assert spec.fixtures[Terrain.BUSH] == [(1, 0)]
+    assert spec.fixtures[Terrain.KILL_BUTTON] == [(4, 0), (5, 0)]
+    assert spec.fixtures[Terrain.PAUSE_SWITCH] == [(0, 1), (1, 1)]
+    assert len(spec.fixtures[Terrain.DISABLING_SWITCH]) == 6
+    assert (
+        spec.disabling_targets
+        == [Terrain.KILL_BUTTON] * 2
+        + [Terrain.PAUSE_SWITCH] * 2
+        + [Terrain.CONTROL_BUTTON] * 2
+    )
+    assert spec.fixtures[Terrain.CONTROL_BUTTON] == [(2, 2)]
+    assert spec.magic_sides == [3, 4]
+    assert [a.can_enter_magic_walls for a in spec.agents] == [False, True]
 
 
 def test_malformed_maps_name_row_and_column() -> None:
@@ -72,6 +84,12 @@ def test_malformed_maps_name_row_and_column() -> None:
         parse_map("We Qq")
     with pytest.raises(ValueError, match="orientations: 'x'"):
         parse_map("Ay ..", orientations="x")
+    with pytest.raises(
+        ValueError, match="invalid magic wall side 'x' in cell code 'Mx' at map row 1"
+    ):
+        parse_map("We We\n.. Mx")
+    with pytest.raises(ValueError, match="can_enter_magic_walls: invalid colour"):
+        parse_map("Ay ..", can_enter_magic_walls="q")
 
 
 def test_goal_specs_and_coverage() -> None:
