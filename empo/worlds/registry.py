@@ -30,6 +30,8 @@ class WorldName(str, Enum):
     PAUSE_DESTROY = "pause_destroy"
     KEY_DOOR = "key_door"
     KEY_DOOR_2H = "key_door_2h"
+    OFF_SWITCH = "off_switch"
+    PAUSE_SWITCH = "pause_switch"
     CORRIDOR = "corridor"
     ROCK = "rock"
     TWO_HUMANS_DOOR = "two_humans_door"
@@ -48,6 +50,8 @@ _BUILDERS: dict[WorldName, str] = {
     WorldName.PAUSE_DESTROY: "empo.worlds.paradigms:pause_destroy",
     WorldName.KEY_DOOR: "empo.worlds.multigrid.builtin:key_door",
     WorldName.KEY_DOOR_2H: "empo.worlds.multigrid.builtin:key_door_2h",
+    WorldName.OFF_SWITCH: "empo.worlds.multigrid.builtin:off_switch",
+    WorldName.PAUSE_SWITCH: "empo.worlds.multigrid.builtin:pause_switch",
     WorldName.CORRIDOR: "empo.worlds.multigrid.builtin:corridor",
     WorldName.ROCK: "empo.worlds.multigrid.builtin:rock",
     WorldName.TWO_HUMANS_DOOR: "empo.worlds.multigrid.builtin:two_humans_door",

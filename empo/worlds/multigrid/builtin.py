@@ -14,6 +14,11 @@ Each builder takes keyword options that override entries of the world's YAML fil
 * ``key_door_2h``: key and door with two humans and a robot (3 agents, 7 actions each,
   343 joint actions), sized by ``size`` and ``max_steps`` (:func:`key_door_2h`): the
   benchmark world of the layered exact solver (``docs/exact.md``).
+* ``off_switch`` and ``pause_switch``: the off-switch question on the key-and-door
+  world (``docs/multigrid.md``): the human can also switch the robot off for good
+  with a kill button, or pause and unpause it with a pause switch, and the robot
+  passes a disabling switch for that button on its way to the key. Horizon 18,
+  121,795 states each.
 * ``corridor``, ``rock``, ``two_humans_door``, ``lava``, ``unsteady``: small worlds
   exercising one object type each.
 * ``from_file``: any YAML world file of the research code's format, or a map string.
@@ -99,6 +104,16 @@ def key_door_2h(size: int = 3, max_steps: int = 10, **options: Any) -> MultiGrid
         **options,
     }
     return _build(config, "key_door_2h", {"name": "key_door_2h", **options})
+
+
+def off_switch(**options: Any) -> MultiGridWorld:
+    """The human can switch the robot off; the robot can disable the button."""
+    return _builtin("off_switch", options)
+
+
+def pause_switch(**options: Any) -> MultiGridWorld:
+    """The human can pause the robot; the robot can disable the switch."""
+    return _builtin("pause_switch", options)
 
 
 def corridor(**options: Any) -> MultiGridWorld:

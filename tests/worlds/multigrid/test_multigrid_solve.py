@@ -9,6 +9,7 @@ import torch
 
 from empo.worlds.compiler import compile_world
 from empo.worlds.multigrid.builtin import from_file, key_door
+from empo.worlds.multigrid.objects import DoorState
 from empo.worlds.multigrid.render import heatmap_image
 from empo.worlds.registry import build_world
 
@@ -29,7 +30,8 @@ def test_bfs_state_count_of_a_tiny_world() -> None:
 
 
 def test_registry_builds_the_builtin_worlds() -> None:
-    for name in ("key_door", "corridor", "rock", "two_humans_door", "lava", "unsteady"):
+    names = ("key_door", "corridor", "rock", "two_humans_door", "lava", "unsteady")
+    for name in names + ("off_switch", "pause_switch"):
         world = build_world(name)
         assert len(world.humans) >= 1 and len(world.robots) == 1
     assert build_world("key_door", {"max_steps": 5}).max_steps == 5
@@ -105,3 +107,34 @@ def test_key_door_solved_exactly() -> None:
     assert heat[tuple(reversed(decoded[0]["agents"][0]["pos"]))] == pytest.approx(
         w_start
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["off_switch", "pause_switch"])
+def test_off_switch_robot_defers_to_a_rational_human(name: str) -> None:
+    """The argmax robot (β_r = ∞) on the way to unlocking the human's door disables
+    the human's button when the human is nearly random (β_h = 1), and leaves it
+    usable when the human is rational (β_h = 10) (horizon 12: 19,774 states)."""
+    from empo.exact import solve
+    from empo.parameters.theory import TheoryParameters
+
+    world = build_world(name, {"max_steps": 12})
+    lay = world.layout
+    switch = lay.kill_col if lay.n_kill else lay.pause_col + 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        compiled = compile_world(world)
+        paths = {}
+        for beta_h in (1.0, 10.0):
+            theory = TheoryParameters(beta_h=beta_h, beta_r=float("inf"))
+            solution = solve(compiled, theory)
+            paths[beta_h] = world.likely_rollout(compiled, solution.joint_policy())
+    finally:
+        torch.set_num_threads(threads)
+    assert compiled.num_states == 19774
+    table = compiled.state_table
+    for beta_h, enabled_at_end in ((1.0, 0), (10.0, 1)):
+        path = paths[beta_h]
+        assert int(table[path[-1], switch]) == enabled_at_end
+        assert int(table[path[-1], lay.door_col]) == DoorState.OPEN
