@@ -642,6 +642,8 @@ def compare_world(
         reason = deviation_reason(world, common, act)
         kind = "deviation" if reason else "mismatch"
         counts[kind] += 1
+        if reason:
+            counts[f"deviation ({reason})"] = counts.get(f"deviation ({reason})", 0) + 1
         alone = empo_distributions(world, [row_of[common_key(common)]], [[act]])[0]
         batch_dependent = not _dist_diff(alone, their_d, args.tol)
         counts["batch_dependent"] += int(batch_dependent)
@@ -712,8 +714,9 @@ def main() -> int:
             status, counts, problems = compare_world(name, path, args)
             failed = failed or status in ("FAIL", "error")
             totals["worlds"] += 1
-            for key in list(totals)[1:]:
-                totals[key] += counts.get(key, 0)
+            for key, value in counts.items():
+                if key in totals or key.startswith("deviation ("):
+                    totals[key] = totals.get(key, 0) + value
             summary = ", ".join(f"{k}={v}" for k, v in counts.items())
             print(f"{status:8s} {name}: {summary}", flush=True)
             lines.append(f"## {status} {name}\n\n{summary}\n")

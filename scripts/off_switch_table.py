@@ -3,12 +3,12 @@
 For each world (``off_switch``: the human can switch the robot off with a kill
 button; ``pause_switch``: the human can pause and unpause it; in both the robot can
 fetch a key and unlock the door that shuts the human in, and can disable the human's
-button with a disabling switch on its way, at the cost of one step) and each combination of ``β_h``, ``ζ`` and
-``η``, for the paper's soft robot ``β_r = 5`` and the argmax robot ``β_r = ∞``
-(other parameters at the paper's defaults), the world is compiled and solved
-exactly (``empo.exact.solve``), and the state distribution under the solved joint
-policy (``Π_h π̄_h × π_r``, eqs. 2 and 5) is propagated exactly from the initial
-state to the horizon. The table reports:
+button with a disabling switch on its way, at the cost of one step) and each
+combination of ``β_h``, ``ζ`` and ``η`` (and ``β_r``: by default the argmax robot
+``β_r = ∞``; other parameters at the paper's defaults), the world is compiled and
+solved exactly (``empo.exact.solve``), and the state distribution under the solved
+joint policy (``Π_h π̄_h × π_r``, eqs. 2 and 5) is propagated exactly from the
+initial state to the horizon. The table reports:
 
 * ``W_h(s0)``: the human's power at the start, ``log2 X_h`` (eq. 10), in bits;
 * ``P(disable)``: the probability that the robot disables the human's button at
@@ -25,7 +25,7 @@ state to the horizon. The table reports:
 
 Usage::
 
-    python scripts/off_switch_table.py [--beta-r 5 inf] [--beta-h 1 10 100] \\
+    python scripts/off_switch_table.py [--beta-r inf] [--beta-h 1 10 100] \\
         [--zeta 1 2] [--eta 1.1 2] [--worlds off_switch pause_switch] [--threads 1]
 
 Prints a markdown table, then the state counts and the seconds each world took to

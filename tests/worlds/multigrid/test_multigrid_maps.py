@@ -130,3 +130,6 @@ def test_research_code_yaml_keys() -> None:
         from_file(map="Ay ..", action_class="Bogus")
     with pytest.raises(ValueError, match="max_steps must be a positive integer"):
         from_file(map="Ay ..", max_steps=0)
+    for key in ("enter_bush_success_prob", "solidify_probability"):
+        with pytest.raises(ValueError, match=f"{key} must lie in"):
+            from_file(map="Ay Bu", **{key: 1.5})
