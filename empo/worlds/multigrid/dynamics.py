@@ -53,7 +53,10 @@ from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
 from empo.worlds.multigrid import fixtures
-from empo.worlds.multigrid.layout import Layout, row_product
+from empo.worlds.multigrid.layout import Layout
+from empo.worlds.multigrid.layout import get_column as _get
+from empo.worlds.multigrid.layout import put_column as _put
+from empo.worlds.multigrid.layout import row_product
 from empo.worlds.multigrid.objects import ActionKind, DoorState, Terrain
 from empo.worlds.multigrid.scalar import sample_one
 
@@ -108,19 +111,6 @@ def _in(start: Tensor, cells: Tensor) -> Tensor:
     for i in range(start.shape[1]):
         hit = hit | (start[:, i].view(shape) == cells)
     return hit
-
-
-def _get(states: Tensor, cols: Tensor | int) -> Tensor:
-    if isinstance(cols, int):
-        return states[:, cols]
-    return states.gather(1, cols.unsqueeze(1)).squeeze(1)
-
-
-def _put(states: Tensor, cols: Tensor | int, values: Tensor) -> None:
-    if isinstance(cols, int):
-        states[:, cols] = values
-    else:
-        states.scatter_(1, cols.unsqueeze(1), values.unsqueeze(1))
 
 
 def _open_door(lay: Layout, states: Tensor, cells: Tensor) -> Tensor:

@@ -44,31 +44,14 @@ from jaxtyping import Bool, Int64
 from torch import Tensor
 
 from empo.worlds.multigrid.layout import Layout
+from empo.worlds.multigrid.layout import get_column as _get
+from empo.worlds.multigrid.layout import put_column as _put
 from empo.worlds.multigrid.objects import Terrain
-
-
-def _get(states: Tensor, cols: Tensor | int) -> Tensor:
-    if isinstance(cols, int):
-        return states[:, cols]
-    return states.gather(1, cols.unsqueeze(1)).squeeze(1)
-
-
-def _put(states: Tensor, cols: Tensor | int, values: Tensor) -> None:
-    if isinstance(cols, int):
-        states[:, cols] = values
-    else:
-        states.scatter_(1, cols.unsqueeze(1), values.unsqueeze(1))
 
 
 def _index(lay: Layout, cells: Tensor, count: int) -> Tensor:
     """Index of the fixture in ``cells`` among its kind, clamped to ``0..count-1``."""
     return lay.fixture_of_cell[cells].clamp(min=0, max=max(count - 1, 0))
-
-
-def _agent_cols(lay: Layout, first: int, mask: Tensor) -> Tensor:
-    """Columns ``first + i`` (stride 4 for agent blocks is the caller's job) of the
-    agents selected by the static ``mask``."""
-    return first + torch.nonzero(mask).flatten()
 
 
 def override(
@@ -127,7 +110,7 @@ def toggle(
     yellow, grey = lay.yellow[agent], lay.grey[agent]
     n = lay.n_agents
     grey_dead = 3 + 4 * torch.nonzero(lay.grey).flatten()
-    grey_paused = _agent_cols(lay, lay.paused_col, lay.grey)
+    grey_paused = lay.paused_col + torch.nonzero(lay.grey).flatten()
     if lay.n_kill:
         col = lay.kill_col + _index(lay, cell, lay.n_kill)
         hit = (

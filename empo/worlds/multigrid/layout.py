@@ -248,6 +248,21 @@ class Layout:
         )
 
 
+def get_column(states: Tensor, cols: Tensor | int) -> Tensor:
+    """``states[b, cols[b]]`` per row (or the column ``cols`` of every row)."""
+    if isinstance(cols, int):
+        return states[:, cols]
+    return states.gather(1, cols.unsqueeze(1)).squeeze(1)
+
+
+def put_column(states: Tensor, cols: Tensor | int, values: Tensor) -> None:
+    """``states[b, cols[b]] = values[b]`` per row, in place."""
+    if isinstance(cols, int):
+        states[:, cols] = values
+    else:
+        states.scatter_(1, cols.unsqueeze(1), values.unsqueeze(1))
+
+
 def row_product(values: Tensor) -> Tensor:
     """Product over the last axis (a loop over the few agents beats ``prod``)."""
     out = values[..., 0]
