@@ -145,8 +145,9 @@ def action_effects(
     equivalent to ``still`` become ``still``; a turn becomes ``still`` plus the
     change of the agent's direction (a turn competes for nothing and no other
     action reads an agent's direction); every other action is its own canonical
-    action with shift 0. An agent with a forced action (control button) has the
-    effects of that action whatever it chooses; agents whose actions are not
+    action with shift 0. An agent with a forced action (control button) has that
+    action as the canonical one of all its actions, unshifted (``transitions``
+    replaces any choice by it); agents whose actions are not
     factored in :func:`_keep_exact` (awaited by a control button; grey agents in a
     state where a yellow agent faces an enabled kill button or pause switch) keep
     every action as its own.
@@ -163,11 +164,12 @@ def action_effects(
     column = (2 + 4 * torch.arange(n, device=states.device))[None, :, None]
     if ActionKind.STILL not in kinds:
         return every, column.expand_as(every), torch.zeros_like(every)
+    base, turn = _effective(lay, states, every, kinds.index(ActionKind.STILL))
+    keep = _exact_agents(lay, states).unsqueeze(2)
     if lay.n_control:
         forced = states[:, lay.forced_col : lay.forced_col + n].unsqueeze(2)
         every = torch.where(forced >= 0, forced, every)
-    base, turn = _effective(lay, states, every, kinds.index(ActionKind.STILL))
-    keep = _exact_agents(lay, states).unsqueeze(2)
+        keep = keep | (forced >= 0)
     base, turn = torch.where(keep, every, base), torch.where(keep, 0, turn)
     dirs = states[:, 2 : 2 + 4 * n : 4].unsqueeze(2)
     return base, column.expand_as(every), ((dirs + turn) & 3) - dirs
