@@ -20,7 +20,7 @@ where it is written. A run directory holds:
     learned-vs-exact errors (solver ``"both"``);
 
 A world that cannot be enumerated (``phase1.world_access`` resolving to
-``"sampled"``, :mod:`empo.learning.sampled`) gets no table-based plots: its
+``"sampled"``, :class:`empo.learning.data.RowData`) gets no table-based plots: its
 ``trajectory.json`` is the learned solution's most likely rollout (state rows, their
 descriptions and per-agent actions), ``rollout.gif`` is drawn by ``world.save_gif``
 where the world has it, and ``metrics.json`` holds ``learned/V_r(s0)`` and
@@ -243,7 +243,7 @@ def _solve(
     """Run the chosen solver(s); return ``(exact solution or None, learned or None)``."""
     exact = learned = None
     if params.solver is SolverKind.BOTH:
-        from empo.learning.sampled import enumerable
+        from empo.learning import enumerable
 
         if not enumerable(world):
             name = getattr(params.world.name, "value", params.world.name)

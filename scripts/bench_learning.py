@@ -158,7 +158,8 @@ def keydoor(
         solution = train(compiled, params, device=device, progress=False)
         seconds = time.perf_counter() - start
         exact = solve(compiled, params.theory)
-        pi_r = solution.phase2["pi_r"].cpu()
+        tables = solution.tabulate(compiled)
+        pi_r = tables.phase2["pi_r"].cpu()
         path = greedy_rollout(compiled, pi_r)
         checks = key_door_success(world, compiled, path)
         success = all(checks[k] for k in ("fetched_key", "opened_door", "left_doorway"))
@@ -169,7 +170,7 @@ def keydoor(
                 **checks,
                 "success": success,
                 "seconds": seconds,
-                "errors": compare(solution, exact),
+                "errors": compare(tables, exact),
                 "first_deviation": first_deviation(path, pi_r, exact),
                 "first_worse_action": first_deviation(path, pi_r, exact, 1e-9),
             }

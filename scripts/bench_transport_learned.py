@@ -1,4 +1,4 @@
-"""Benchmark the sampled learned solver on the transport worlds.
+"""Benchmark the learned solver on the transport worlds, reached by state rows.
 
 Large network (default ``transport_large``: 4x4 roads, 2 vehicles, 4 humans, 24 steps,
 102,400 joint actions; never enumerated): frames per second of the rollouts and
@@ -85,9 +85,15 @@ def bench_large(frames: int, batch_size: int, samples: int) -> dict[str, Any]:
             "frames_per_s": stats["frames"] / stats["collect_seconds"],
             "grad_steps_per_s": stats["grad_steps"] / stats["update_seconds"],
         }
-    out["V_r(s0)"] = solution.v_r_s0
-    out["W_h(s0)"] = solution.w_h_s0
+    out.update(initial_values(solution))
     return out
+
+
+def initial_values(solution: Any) -> dict[str, Any]:
+    """The learned ``V_r`` and ``W_h`` (bits) at the initial state."""
+    s0 = solution.data.initial_row[None]
+    bits = torch.log2(solution.human_power(s0)[0].double())
+    return {"V_r(s0)": float(solution.robot_values(s0)[0]), "W_h(s0)": bits.tolist()}
 
 
 def bench_against_exact(world: Any, frames: int) -> dict[str, Any]:
@@ -105,16 +111,17 @@ def bench_against_exact(world: Any, frames: int) -> dict[str, Any]:
     compiled = compile_any(world)
     exact = solve(compiled, params.theory)
     s0 = compiled.initial_state
+    learned = initial_values(solution)
     return {
         "states": compiled.num_states,
         "wall_s": wall,
-        "errors": compare(solution.on_compiled(compiled), exact),
+        "errors": compare(solution.tabulate(compiled), exact),
         "V_r(s0)": {
-            "learned": solution.v_r_s0,
+            "learned": learned["V_r(s0)"],
             "exact": float(exact.phase2["v_r"][s0]),
         },
         "W_h(s0)": {
-            "learned": solution.w_h_s0[0],
+            "learned": learned["W_h(s0)"][0],
             "exact": math.log2(float(exact.phase2["x_h"][s0, 0])),
         },
     }

@@ -1,21 +1,25 @@
 """Training loop of the learned two-phase solver and its entry point :func:`train`.
 
+One pipeline for every world: a data source (:mod:`empo.learning.data`) decides how
+states are reached (an enumerated world by compiled ids and tensors, or a world model
+by state rows), the state encoding (:mod:`empo.learning.modules`) how networks read
+them; losses, collectors, runners and the solution are the same.
+
 Each phase is a :class:`PhaseRunner`: collect ``frames_per_batch`` frames with the
 phase's collector, store the visited states in a TorchRL replay buffer, then take
 ``updates_per_batch`` gradient steps on batches drawn from it (optionally mixed with
-states drawn uniformly from the enumerated world, which guarantees coverage on small
-worlds), each followed by a soft target-network update. Phase 1 runs to the end, is
-evaluated on every state and frozen into a policy table ``π_h``; phase 2 then learns
+states drawn uniformly from an enumerated world, which guarantees coverage on small
+worlds), each followed by a soft target-network update. Phase 1 runs to the end and is
+frozen (on an enumerated world into a policy table ``π_h``); phase 2 then learns
 ``V^e_h`` and ``Q_r`` (DQN variant) or ``V_r`` and ``π_r`` (actor-critic variant,
 :mod:`empo.learning.actor_critic`) against it.
 
 Networks are trained with Adam and soft-updated target copies. Lookup tables
-(``state_encoding = "table"``, :mod:`empo.learning.modules`) are trained as in
-tabular TD learning instead: plain SGD on their sparse gradients, with losses whose
-gradient on each entry is its error, so that each batch moves the entries of each
-distinct state in it (duplicates are dropped) by ``learning_rate × (target −
-entry)``, and targets that bootstrap from the table itself (no target copy to keep in
-step with a table of every state). Checkpoints
+(``state_encoding = "table"``) are trained as in tabular TD learning instead: plain SGD
+on their sparse gradients, with losses whose gradient on each entry is its error, so
+that each batch moves the entries of each distinct state in it (duplicates are
+dropped) by ``learning_rate × (target − entry)``, and targets that bootstrap from the
+table itself (no target copy to keep in step with a table of every state). Checkpoints
 (:mod:`empo.learning.checkpoint`) hold the complete state, so an interrupted run
 resumes and ends exactly as an uninterrupted one.
 """
@@ -25,15 +29,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
-from jaxtyping import Int64
 from tensordict import TensorDict
-from torch import Tensor, nn
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.objectives import LossModule, SoftUpdate
 from tqdm.auto import tqdm
@@ -42,28 +43,20 @@ from empo import theory
 from empo.learning.actor_critic import ActorCriticLoss
 from empo.learning.checkpoint import RunCheckpoint
 from empo.learning.collect import Phase1Collector, Phase2Collector
-from empo.learning.losses import Phase1Loss, Phase2Loss
-from empo.learning.model import TransitionModel
-from empo.learning.modules import (
-    StateEncoder,
-    Tabular,
-    goal_value_module,
-    joint_backup_module,
-    robot_policy_module,
-    robot_q_module,
-    robot_value_module,
-)
+from empo.learning.data import STATE, STATE_ID, CompiledData, RowData, WorldData
+from empo.learning.losses import HumanPolicy, TargetOptions
+from empo.learning.phase1 import Phase1Loss
+from empo.learning.phase2 import Phase2Loss
+from empo.learning.modules import goal_network, resolve_encoding, state_network
 from empo.learning.schedules import annealed_beta, linear_epsilon
 from empo.learning.shaping import goal_distance_potential
-from empo.solution import TabulatedSolution
+from empo.learning.solution import EVAL_CHUNK, LearnedSolution
 from empo.worlds.compiled import CompiledWorld
 
-if TYPE_CHECKING:
-    from empo.learning.sampled.solution import SampledSolution
-
 __all__ = [
-    "LearnedSolution",
     "PhaseRunner",
+    "enumerable",
+    "make_data",
     "run_phase",
     "seeded_generator",
     "stream_seeds",
@@ -73,39 +66,52 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Logger = Callable[[dict[str, float], int], None]
-_EVAL_CHUNK = 1024
 
 
-@dataclass
-class LearnedSolution(TabulatedSolution):
-    """The learned solution, laid out like the exact one (DESIGN.md, "Solutions").
+def enumerable(world: Any) -> bool:
+    """Whether ``world`` is compiled, tabular, or a world model with at most
+    :data:`~empo.parameters.learning.SAMPLED_JOINT_THRESHOLD` joint actions."""
+    from empo.parameters.learning import SAMPLED_JOINT_THRESHOLD
 
-    Implements the :class:`empo.solution.Solution` protocol through
-    :class:`~empo.solution.TabulatedSolution`.
+    if isinstance(world, CompiledWorld) or hasattr(world, "compile"):
+        return True
+    joint = math.prod(len(names) for names in world.action_names)
+    return joint <= SAMPLED_JOINT_THRESHOLD
 
-    Attributes
-    ----------
-    world
-        The compiled world the quantities are evaluated on.
-    phase1
-        ``q_m``, ``pi_h`` ``[state, human, goal, action]`` and ``v_m``
-        ``[state, human, goal]``.
-    phase2
-        ``q_r``, ``pi_r`` ``[state, robot_action]``, ``v_e`` ``[state, human, goal]``,
-        ``x_h`` ``[state, human]``, ``u_r`` and ``v_r`` ``[state]``.
-    networks
-        The phase loss modules, holding the trained networks (``z``; ``v_e`` and
-        ``q_r``, or ``v_e``, ``v_r`` and the actor) and their target copies.
-    stats
-        Frames, gradient steps and the seconds spent collecting and updating, per
-        phase (cumulated over interrupted and resumed runs).
-    """
 
-    world: CompiledWorld
-    phase1: TensorDict
-    phase2: TensorDict
-    networks: dict[str, nn.Module] = field(repr=False)
-    stats: dict[str, float] = field(default_factory=dict)
+def make_data(world: Any, params: Any, device: torch.device) -> WorldData:
+    """The data source ``params.phase1.world_access`` asks for on ``world``:
+    :class:`~empo.learning.data.CompiledData` of the compiled world, or
+    :class:`~empo.learning.data.RowData` of its row model (``"auto"``: rows when the
+    world is not :func:`enumerable`)."""
+    from empo.parameters.learning import WorldAccess
+    from empo.worlds.registry import compile_any
+    from empo.worlds.rows import world_model
+
+    access = WorldAccess(params.phase1.world_access)
+    if access is WorldAccess.AUTO:
+        access = WorldAccess.COMPILED if enumerable(world) else WorldAccess.SAMPLED
+    if access is WorldAccess.SAMPLED:
+        return RowData(world_model(world), device)
+    return CompiledData(compile_any(world, device="cpu", dtype=torch.float64), device)
+
+
+def _check(params: Any, data: WorldData) -> None:
+    """Reject knobs that need an enumerated world, naming the field."""
+    if data.enumerated:
+        return
+    if params.phase1.shaping_scale > 0:
+        raise ValueError(
+            f"phase1.shaping_scale = {params.phase1.shaping_scale} needs an enumerated "
+            "world (goal distances over all states); use 0 with world_access 'sampled'"
+        )
+    for knobs in (params.phase1, params.phase2):
+        if knobs.uniform_state_fraction > 0:
+            raise ValueError(
+                f"{knobs.prefix}.uniform_state_fraction = "
+                f"{knobs.uniform_state_fraction} needs an enumerated world; use 0 "
+                "with world_access 'sampled'"
+            )
 
 
 class PhaseRunner:
@@ -123,34 +129,31 @@ class PhaseRunner:
         ``collect(frames_done) -> (visited states, schedule metrics)``.
     knobs
         The phase's parameter block.
-    device
-        Device of the replay buffer and of uniform state draws.
+    data
+        The data source (``uniform_state_fraction`` of each batch is drawn from
+        its non-terminal states where it enumerates them).
     generator
         Generator of the rollouts and of uniform state draws.
     buffer_generator
         Generator of the replay buffer's sampler.
-    alive
-        States that ``uniform_state_fraction`` of each batch is drawn from (the
-        non-terminal states of an enumerated world), or ``None`` for none.
     """
 
     def __init__(
         self,
         name: str,
         loss: LossModule,
-        collect: Callable[[int], tuple[Int64[Tensor, " n"], dict[str, float]]],
+        collect: Callable[[int], tuple[TensorDict, dict[str, float]]],
         knobs: Any,
-        device: torch.device,
+        data: WorldData,
         generator: torch.Generator,
         buffer_generator: torch.Generator,
-        alive: Int64[Tensor, " n"] | None = None,
     ):
         self.name = name
         self.loss = loss
         self.collect = collect
         self.knobs = knobs
-        self.device = device
-        self.alive = alive
+        self.data = data
+        self.keys = [STATE, STATE_ID] if data.enumerated else [STATE]
         self.generator = generator
         self.buffer_generator = buffer_generator
         self.num_collections = math.ceil(knobs.num_frames / knobs.frames_per_batch)
@@ -168,7 +171,7 @@ class PhaseRunner:
         decay = knobs.learning_rate_decay ** (1.0 / self.num_collections)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, decay)
         self.buffer = TensorDictReplayBuffer(
-            storage=LazyTensorStorage(knobs.buffer_size, device=device),
+            storage=LazyTensorStorage(knobs.buffer_size, device=data.device),
             batch_size=knobs.batch_size,
             generator=buffer_generator,
         )
@@ -184,19 +187,14 @@ class PhaseRunner:
         """Whether all collections of this phase have run."""
         return self.collections >= self.num_collections
 
-    def _batch(self) -> Int64[Tensor, " batch"]:
-        states = self.buffer.sample()["state"]
+    def _batch(self) -> TensorDict:
+        states = self.buffer.sample().select(*self.keys)
         uniform = round(self.knobs.uniform_state_fraction * states.shape[0])
-        if uniform and self.alive is not None:
-            pick = torch.randint(
-                self.alive.shape[0],
-                (uniform,),
-                generator=self.generator,
-                device=self.device,
-            )
-            states = torch.cat([self.alive[pick], states[uniform:]])
+        drawn = self.data.uniform(uniform, self.generator) if uniform else None
+        if drawn is not None:
+            states = torch.cat([drawn, states[uniform:]])
         if self.tabular:
-            states = torch.unique(states)
+            states, _ = self.data.distinct(states, torch.ones(states.shape[0]))
         return states
 
     def step(self) -> dict[str, float]:
@@ -209,14 +207,14 @@ class PhaseRunner:
         """
         start = time.perf_counter()
         states, metrics = self.collect(self.frames)
-        self.buffer.extend(TensorDict({"state": states}, batch_size=[states.shape[0]]))
+        self.buffer.extend(states)
         collected = time.perf_counter()
         totals: dict[str, float] = {}
         refresh = getattr(self.loss, "refresh", None) if self.tabular else None
         for _ in range(self.knobs.updates_per_batch):
             batch = self._batch()
             self.backups += batch.shape[0]
-            losses = self.loss(TensorDict({"state": batch}, batch_size=[]))
+            losses = self.loss(batch)
             total = sum(losses.values())
             self.optimizer.zero_grad()
             total.backward()
@@ -298,47 +296,6 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
     return generator
 
 
-def _chunks(model: TransitionModel) -> list[Int64[Tensor, " chunk"]]:
-    ids = torch.arange(model.num_states, device=model.device)
-    return list(torch.split(ids, _EVAL_CHUNK))
-
-
-@torch.no_grad()
-def evaluate_phase1(loss: Phase1Loss) -> TensorDict:
-    """``q_m``, ``pi_h``, ``v_m`` of the online phase-1 network on every state."""
-    parts = [
-        loss.phase1_values(loss.z_network_params, ids) for ids in _chunks(loss.model)
-    ]
-    out = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-    return TensorDict(out, batch_size=[loss.model.num_states])
-
-
-@torch.no_grad()
-def evaluate_phase2(loss: Phase2Loss | ActorCriticLoss, beta_r: float) -> TensorDict:
-    """``v_e, x_h, u_r, q_r, pi_r, v_r`` of the online phase-2 networks, all states."""
-    parts = [loss.online_values(ids, beta_r) for ids in _chunks(loss.model)]
-    out = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-    return TensorDict(out, batch_size=[loss.model.num_states])
-
-
-def _encoder(
-    model: TransitionModel, knobs: Any, world: CompiledWorld, device: torch.device
-) -> StateEncoder | Tabular:
-    from empo.parameters.learning import StateEncoding
-
-    if knobs.state_encoding == StateEncoding.TABLE:
-        return Tabular(model.num_states)
-    table = None
-    if knobs.state_encoding == StateEncoding.FEATURES:
-        if world.state_table is None:
-            raise ValueError(
-                f"{knobs.prefix}.state_encoding = 'features' needs a world with a "
-                "state_table (generic or MultiGrid worlds); use 'embedding'"
-            )
-        table = world.state_table
-    return StateEncoder(model.num_states, knobs.embed_dim, table, device)
-
-
 def run_phase(
     runner: PhaseRunner,
     progress: bool,
@@ -370,6 +327,31 @@ def run_phase(
                 logger(metrics, step_offset + runner.frames)
 
 
+def _options(data: WorldData, knobs: Any, generator: torch.Generator) -> TargetOptions:
+    """The target options of a phase's knobs."""
+    return TargetOptions(
+        samples=knobs.samples_per_state,
+        sampled=not knobs.expected_targets,
+        generator=generator,
+        tabular=resolve_encoding(data, knobs) == "table",
+    )
+
+
+def frozen_policy(loss: Phase1Loss, data: WorldData) -> HumanPolicy:
+    """Phase 1 frozen: ``states -> π_h(s, g)`` (float32). On an enumerated world a
+    table of every state, looked up by id; otherwise the (no longer trained)
+    network."""
+    everything = data.all_states()
+    if everything is None:
+        return loss.policy
+    table = torch.cat([loss.policy(chunk) for chunk in everything.split(EVAL_CHUNK)])
+
+    def lookup(states: TensorDict) -> torch.Tensor:
+        return table[states.get(STATE_ID)]
+
+    return lookup
+
+
 def train(
     world: Any,
     params: Any,
@@ -379,13 +361,13 @@ def train(
     logger: Logger | None = None,
     run_dir: str | Path | None = None,
     exact: Any = None,
-) -> LearnedSolution | SampledSolution:
+) -> LearnedSolution:
     """Learn phase 1 and phase 2 on a world (THEORY.md, learning-based approximation).
 
     Parameters
     ----------
     world
-        A compiled world, a tabular world or a world model (compiled first).
+        A compiled world, a tabular world or a world model.
     params
         :class:`empo.Parameters`; reads ``theory``, ``phase1``, ``phase2``, ``seed``.
     device
@@ -401,92 +383,47 @@ def train(
         The exact solution, if any: errors against it (:func:`empo.analysis.compare`)
         are logged at the end.
 
-    Returns
-    -------
-    LearnedSolution
-        Quantities on every state of the compiled world, and the networks; or,
-        when ``phase1.world_access`` resolves to ``"sampled"``, the
-        :class:`~empo.learning.sampled.SampledSolution` of
-        :func:`~empo.learning.sampled.train_sampled`.
+    Raises
+    ------
+    ValueError
+        For knobs the data source cannot serve (``state_encoding`` ``"table"`` or
+        ``"embedding"``, ``shaping_scale > 0`` or ``uniform_state_fraction > 0``
+        without enumeration), or a checkpoint written with other parameters.
     """
     from empo.analysis.compare import compare
-    from empo.learning.sampled import train_sampled, uses_sampled
-    from empo.parameters.learning import Phase2Variant, StateEncoding
-    from empo.worlds.registry import compile_any
+    from empo.parameters.learning import Phase2Variant
 
-    if uses_sampled(world, params):
-        return train_sampled(
-            world,
-            params,
-            device=device,
-            progress=progress,
-            logger=logger,
-            run_dir=run_dir,
-            exact=exact,
-        )
     device = torch.device(device or "cpu")
-    compiled = compile_any(world, device="cpu", dtype=torch.float64)
-    model = TransitionModel(compiled, device)
+    data = make_data(world, params, device)
+    _check(params, data)
     tp = params.theory
     k1, k2 = params.phase1, params.phase2
     seeds = stream_seeds(int(params.seed), 7)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds[0])
-        z_net = joint_backup_module(
-            _encoder(model, k1, compiled, device),
-            model.num_humans,
-            model.num_goals,
-            model.num_joint,
-            k1.embed_dim,
-            tuple(k1.hidden_sizes),
-        ).to(device)
-        ve_net = goal_value_module(
-            _encoder(model, k2, compiled, device),
-            model.num_humans,
-            model.num_goals,
-            k2.embed_dim,
-            tuple(k2.hidden_sizes),
-        ).to(device)
+        q_net = goal_network(data, k1, data.max_human_actions, "q_m_raw").to(device)
+        ve_net = goal_network(data, k2, 1, "v_e_raw", table_init=1.0).to(device)
         if k2.variant == Phase2Variant.DQN:
             robot_nets = [
-                robot_q_module(
-                    _encoder(model, k2, compiled, device),
-                    model.robot_actions,
-                    tuple(k2.hidden_sizes),
-                ).to(device)
+                state_network(data, k2, data.robot_actions, "log_neg_q_r").to(device)
             ]
         else:
             robot_nets = [
-                robot_value_module(
-                    _encoder(model, k2, compiled, device), tuple(k2.hidden_sizes)
-                ).to(device),
-                robot_policy_module(
-                    _encoder(model, k2, compiled, device),
-                    model.robot_actions,
-                    tuple(k2.hidden_sizes),
-                ).to(device),
+                state_network(data, k2, 1, "log_neg_v_r").to(device),
+                state_network(data, k2, data.robot_actions, "logits_r").to(device),
             ]
     gen1, buf1, gen2, buf2 = (seeded_generator(s, device) for s in seeds[1:5])
     potential = None
     if k1.shaping_scale > 0:
-        potential = k1.shaping_scale * goal_distance_potential(model, tp.gamma_h)
-    loss1 = Phase1Loss(
-        z_net,
-        model,
-        tp,
-        sampled=not k1.expected_targets,
-        potential=potential,
-        generator=gen1,
-        tabular=k1.state_encoding == StateEncoding.TABLE,
-    )
-    collector1 = Phase1Collector(model, loss1, k1.num_envs, k1.max_episode_steps, gen1)
+        potential = k1.shaping_scale * goal_distance_potential(data, tp.gamma_h)
+    loss1 = Phase1Loss(q_net, data, tp, _options(data, k1, gen1), potential)
+    collector1 = Phase1Collector(data, loss1, k1.num_envs, k1.max_episode_steps, gen1)
 
-    def collect1(frames: int) -> tuple[Tensor, dict[str, float]]:
+    def collect1(frames: int) -> tuple[TensorDict, dict[str, float]]:
         eps = linear_epsilon(frames, k1.epsilon_start, k1.epsilon_end, k1.epsilon_steps)
         return collector1.collect(k1.frames_per_batch, eps), {"phase1/epsilon": eps}
 
-    alive = torch.nonzero(~model.terminal)[:, 0]
-    runner1 = PhaseRunner("phase1", loss1, collect1, k1, device, gen1, buf1, alive)
+    runner1 = PhaseRunner("phase1", loss1, collect1, k1, data, gen1, buf1)
     store = RunCheckpoint(run_dir, params.to_dict())
     if store.register(phase1=runner1, collector1=collector1):
         log.info(
@@ -499,54 +436,35 @@ def train(
     log.info(
         "phase 1 done: %d frames, %d gradient steps", runner1.frames, runner1.grad_steps
     )
-    phase1 = evaluate_phase1(loss1)
-
-    pi_h = phase1["pi_h"].to(torch.float32)
-    tables2 = k2.state_encoding == StateEncoding.TABLE
+    human_policy = frozen_policy(loss1, data)
+    options2 = _options(data, k2, gen2)
     loss2: Phase2Loss | ActorCriticLoss
     if k2.variant == Phase2Variant.DQN:
         loss2 = Phase2Loss(
-            ve_net,
-            robot_nets[0],
-            model,
-            tp,
-            pi_h,
-            sampled=not k2.expected_targets,
-            generator=gen2,
-            advantage_weight=k2.advantage_weight,
-            tabular=tables2,
+            ve_net, *robot_nets, data, tp, human_policy, options2, k2.advantage_weight
         )
     else:
-        loss2 = ActorCriticLoss(
-            ve_net,
-            *robot_nets,
-            model,
-            tp,
-            pi_h,
-            sampled=not k2.expected_targets,
-            generator=gen2,
-            tabular=tables2,
-        )
+        loss2 = ActorCriticLoss(ve_net, *robot_nets, data, tp, human_policy, options2)
     collector2 = Phase2Collector(
-        model, loss2, k2.num_envs, k2.max_episode_steps, k2.goal_resample_steps, gen2
+        data, loss2, k2.num_envs, k2.max_episode_steps, gen2, k2.goal_resample_steps
     )
 
-    def collect2(frames: int) -> tuple[Tensor, dict[str, float]]:
+    def collect2(frames: int) -> tuple[TensorDict, dict[str, float]]:
         eps = linear_epsilon(frames, k2.epsilon_start, k2.epsilon_end, k2.epsilon_steps)
         beta = annealed_beta(frames, k2.beta_r_start, tp.beta_r, k2.beta_r_steps)
         loss2.beta_r = beta
         states = collector2.collect(k2.frames_per_batch, eps, beta)
         return states, {"phase2/epsilon": eps, "phase2/beta_r": beta}
 
-    runner2 = PhaseRunner("phase2", loss2, collect2, k2, device, gen2, buf2, alive)
+    runner2 = PhaseRunner("phase2", loss2, collect2, k2, data, gen2, buf2)
     store.register(phase2=runner2, collector2=collector2)
-    s0 = torch.tensor([model.initial_state], device=device)
+    s0 = data.initial()
 
     @torch.no_grad()
     def initial_metrics() -> dict[str, float]:
         values = loss2.online_values(s0, tp.beta_r)
         out = {"phase2/V_r(s0)": float(values["v_r"][0])}
-        for h in range(model.num_humans):
+        for h in range(data.num_humans):
             out[f"phase2/W_h(s0)/{h}"] = float(theory.power_bits(values["x_h"][0, h]))
         return out
 
@@ -554,16 +472,14 @@ def train(
     log.info(
         "phase 2 done: %d frames, %d gradient steps", runner2.frames, runner2.grad_steps
     )
-    phase2 = evaluate_phase2(loss2, float(tp.beta_r))
     solution = LearnedSolution(
-        world=compiled,
-        phase1=phase1,
-        phase2=phase2,
+        data=data,
         networks={"phase1": loss1, "phase2": loss2},
+        beta_r=float(tp.beta_r),
         stats={**runner1.stats(), **runner2.stats()},
     )
     if exact is not None and logger is not None:
-        errors = compare(solution, exact)
+        errors = compare(solution.tabulate(exact.world), exact)
         logger(
             {f"error/{k}": v for k, v in errors.items()},
             runner1.frames + runner2.frames,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from empo.parameters.migrations import migration
 from empo.parameters.validation import (
     Block,
     ParameterError,
@@ -35,11 +36,15 @@ class Phase2Variant(str, Enum):
 
 
 class StateEncoding(str, Enum):
-    """How networks read a state: one learned vector per state id (tabular worlds),
-    one per (column, value) of the integer state encoding (MultiGrid, transport), or
-    no network but a lookup table of the outputs per state id (``"table"``, the
-    paper's tabular reference; :mod:`empo.learning.modules`)."""
+    """How networks read a state (:mod:`empo.learning.modules`): one learned vector
+    per compiled state id (``"embedding"``), one per (column, value) of the state row
+    (``"features"``; transport worlds reached by rows add the graph encoder), no
+    network but a lookup table of the outputs per state id (``"table"``, the paper's
+    tabular reference), or ``"auto"``: ``"embedding"`` where the world is enumerated,
+    ``"features"`` where it is reached by rows. ``"embedding"`` and ``"table"`` need
+    an enumerated world."""
 
+    AUTO = "auto"
     EMBEDDING = "embedding"
     FEATURES = "features"
     TABLE = "table"
@@ -49,11 +54,13 @@ class WorldAccess(str, Enum):
     """How the learned solver reaches the world (``phase1.world_access``).
 
     ``"compiled"`` enumerates every state and joint action first
-    (:func:`empo.worlds.registry.compile_any`) and trains on state ids;
-    ``"sampled"`` never enumerates: it trains on state rows of a
+    (:func:`empo.worlds.registry.compile_any`; data source
+    :class:`empo.learning.data.CompiledData`): targets take the exact expectation
+    over action profiles. ``"sampled"`` never enumerates (data source
+    :class:`empo.learning.data.RowData`): it trains on state rows of a
     :class:`~empo.worlds.base.WorldModel` and computes targets from
-    ``world.transitions`` of sampled action profiles
-    (:func:`empo.learning.sampled.train_sampled`). ``"auto"`` picks ``"sampled"``
+    ``world.transitions`` of ``samples_per_state`` drawn action profiles. Both run
+    the same solver (:func:`empo.learning.train`). ``"auto"`` picks ``"sampled"``
     for a world model that is not compiled or tabular and has more than
     :data:`SAMPLED_JOINT_THRESHOLD` joint actions (the compiled solver's tensors
     grow with states times joint actions), ``"compiled"`` otherwise.
@@ -97,7 +104,7 @@ class _TrainingKnobs(Block):
     target_update_tau: float = ranged(
         0.01, lambda x: 0 < x <= 1, "0 < target_update_tau ≤ 1"
     )
-    state_encoding: StateEncoding = StateEncoding.EMBEDDING
+    state_encoding: StateEncoding = StateEncoding.AUTO
     embed_dim: int = ranged(32, _positive_int, "embed_dim ≥ 1")
     hidden_sizes: tuple[int, ...] = ranged(
         (64, 64), _hidden_sizes, "a non-empty list of positive integers"
@@ -154,8 +161,10 @@ class Phase1Parameters(_TrainingKnobs):
         Soft target-network update rate, ``0 < τ ≤ 1`` (1 copies the network);
         unused by tables, which bootstrap from themselves.
     state_encoding
-        ``"embedding"`` (per state id), ``"features"`` (per state-table column) or
-        ``"table"`` (a lookup table instead of a network, compiled worlds only).
+        ``"auto"`` (default), ``"embedding"`` (per state id), ``"features"`` (per
+        column of the state row) or ``"table"`` (a lookup table instead of a
+        network); ``"embedding"`` and ``"table"`` need an enumerated world
+        (:class:`StateEncoding`).
     embed_dim
         Width of the state embedding, ``≥ 1`` (unused by tables).
     hidden_sizes
@@ -164,8 +173,9 @@ class Phase1Parameters(_TrainingKnobs):
         Extra exploration ε annealed linearly from start to end over that many frames.
     expected_targets
         Targets with the exact expectation over successor states (True) or with one
-        successor drawn per joint action (False); either way the expectation over
-        actions is exact, since all policies are known.
+        successor drawn per action profile (False). The expectation over actions is
+        exact on enumerated worlds (all profiles, since all policies are known) and
+        drawn on worlds reached by rows (``samples_per_state``).
     checkpoint_interval, log_interval
         Collections between checkpoints and between logger calls, ``≥ 1``.
     samples_per_state
@@ -218,3 +228,16 @@ class Phase2Parameters(_TrainingKnobs):
     goal_resample_steps: int = ranged(100, _positive_int, "goal_resample_steps ≥ 1")
     variant: Phase2Variant = Phase2Variant.DQN
     advantage_weight: float = ranged(1.0, positive, "0 < advantage_weight < inf")
+
+
+@migration("0.1.0")
+def _state_encoding_auto(data: dict[str, Any]) -> dict[str, Any]:
+    """Up to 0.1.0, ``state_encoding = "embedding"`` (the default) meant a vector per
+    state id on enumerated worlds and was ignored on worlds reached by rows, which
+    read their row features: what ``"auto"`` means now."""
+    out = dict(data)
+    for phase in ("phase1", "phase2"):
+        block = data.get(phase)
+        if isinstance(block, dict) and block.get("state_encoding") == "embedding":
+            out[phase] = {**block, "state_encoding": StateEncoding.AUTO.value}
+    return out

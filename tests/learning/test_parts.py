@@ -1,4 +1,4 @@
-"""Schedules, shaping potential and greedy rollouts of the learned solver."""
+"""Schedules, shaping potential, greedy rollouts and the network keys."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import math
 
 import pytest
 import torch
+from tensordict import TensorDict
 
 from empo.learning.evaluate import greedy_rollout
-from empo.learning.model import TransitionModel
+from empo.learning.data import CompiledData, RowData
 from empo.learning.schedules import annealed_beta, linear_epsilon
 from empo.learning.shaping import goal_distance_potential
+from empo.learning.modules import goal_network, state_network
+from empo.parameters.learning import Phase1Parameters
+from empo.worlds.registry import compile_any
 from empo.worlds.tabular import TabularWorld
+from empo.worlds.transport.builtin import small
 
 
 def test_linear_epsilon() -> None:
@@ -47,8 +52,7 @@ def _chain() -> TabularWorld:
 
 def test_goal_distance_potential_by_hand() -> None:
     world = _chain().compile()
-    model = TransitionModel(world)
-    phi = goal_distance_potential(model, gamma_h=0.5)
+    phi = goal_distance_potential(CompiledData(world), gamma_h=0.5)
     label = {lab: i for i, lab in enumerate(world.state_labels)}
     expected = {("a", 0): 0.5, ("b", 0): 1.0, ("a", 1): 1.0, ("b", 1): 0.0}
     for (state, goal), value in expected.items():
@@ -67,3 +71,22 @@ def test_greedy_rollout_follows_the_most_likely_robot_action() -> None:
     pi_r[label["a"]] = 1.0 - pi_r[label["a"]]
     path = greedy_rollout(world, pi_r)
     assert [world.state_labels[s] for s in path] == ["a", "b", "c"]
+
+
+def test_networks_run_on_environment_rows_and_on_batches_alike() -> None:
+    """A network reads the root ``"state"`` row (ids are read only by the encodings
+    that need them), so it runs on what an environment emits and on the solver's
+    batches alike, and leaves no intermediate keys behind."""
+    world = small(n_humans=2, horizon=3)
+    knobs = Phase1Parameters(state_encoding="features", embed_dim=4, hidden_sizes=(8,))
+    torch.manual_seed(0)
+    for data in (CompiledData(compile_any(world)), RowData(world)):
+        q_net = goal_network(data, knobs, data.max_human_actions, "q_m_raw")
+        q_r = state_network(data, knobs, data.robot_actions, "log_neg_q_r")
+        batch = data.states(world.initial_states()[:1].repeat(5, 1))
+        out = q_r(q_net(batch.copy()))
+        assert set(out.keys()) == set(batch.keys()) | {"q_m_raw", "log_neg_q_r"}
+        assert out["q_m_raw"].shape == (5, 2, data.num_goals, data.max_human_actions)
+        assert out["log_neg_q_r"].shape == (5, data.robot_actions)
+        single = q_net(TensorDict({"state": world.initial_states()[0]}, batch_size=[]))
+        torch.testing.assert_close(single["q_m_raw"], out["q_m_raw"][0])

@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 import torch
-from tensordict import TensorDict
 
 from empo import Parameters
 from empo.analysis import compare
 from empo.exact import solve
-from empo.learning import Phase1Loss, TransitionModel, train
-from empo.learning.modules import GoalConditionedTable, Tabular, joint_backup_module
+from empo.learning import CompiledData, Phase1Loss, train
+from empo.learning.losses import TargetOptions
+from empo.learning.modules import GoalTable, goal_network
+from empo.learning.targets import phase1_target
+from empo.parameters.learning import Phase1Parameters
 from empo.worlds.random_world import random_layered_world
 from empo.worlds.registry import build_world
 
@@ -49,40 +51,36 @@ def _params(world: Any, variant: str = "dqn", **phase1: Any) -> Parameters:
 
 def test_one_step_moves_each_visited_entry_by_alpha_times_its_error() -> None:
     world = random_layered_world(12, num_actions=2, num_goals=2, num_layers=3, seed=4)
-    model = TransitionModel(world)
-    net = joint_backup_module(
-        Tabular(model.num_states),
-        model.num_humans,
-        model.num_goals,
-        model.num_joint,
-        embed_dim=1,
-        hidden=(1,),
-    )
+    data = CompiledData(world)
+    knobs = Phase1Parameters(state_encoding="table")
+    net = goal_network(data, knobs, data.max_human_actions, "q_m_raw")
     with torch.no_grad():
         net.module.weight.uniform_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
-    loss = Phase1Loss(net, model, Parameters().theory, tabular=True)
-    table = loss.z_network_params["module", "weight"]
-    states = torch.tensor([0, 2])
+    theory = Parameters().theory
+    loss = Phase1Loss(net, data, theory, TargetOptions(tabular=True))
+    table = loss.q_network_params["module", "weight"]
     # no target copy: the targets bootstrap from the table itself
-    torch.testing.assert_close(loss.target_z_network_params["module", "weight"], table)
+    torch.testing.assert_close(loss.target_q_network_params["module", "weight"], table)
+    states = data.of_ids(torch.tensor([0, 2]))
     with torch.no_grad():
-        prediction = loss.joint_backups(loss.z_network_params, states)
-        successors, prob = model.successors_of(states, sampled=False)
-        v_next = loss.phase1_values(loss.z_network_params, successors.flatten())
-        v_next = v_next["v_m"].reshape(*successors.shape, *v_next["v_m"].shape[1:])
-        in_goal = model.in_goal(successors)
-        backup = torch.where(in_goal, 1.0, Parameters().theory.gamma_h * v_next)
-        target = (prob[..., None, None] * backup).sum(2).permute(0, 2, 3, 1)
+        prediction = loss.evaluate(net, loss.q_network_params, states, "q_m_raw")
+        others = data.others_profiles(states, 1, None)
+        target = phase1_target(data, states, others, loss.successor_v_m, theory.gamma_h)
     before = table.detach().clone()
-    loss(TensorDict({"state": states}, batch_size=[]))["loss_z"].backward()
+    loss(states)["loss_q_m"].backward()
     assert table.grad.is_sparse
     torch.optim.SGD([table], lr=0.3).step()
     after = table.detach()
-    untouched = torch.ones(model.num_states, dtype=torch.bool)
-    untouched[states] = False
+    untouched = torch.ones(data.num_states, dtype=torch.bool)
+    untouched[states.get("state_id")] = False
     assert torch.equal(after[untouched], before[untouched])
-    valid = model.joint_mask[states][:, None, None, :].expand_as(prediction)
-    moved = (after[states] - before[states]).reshape(prediction.shape)
+    valid = (
+        data.human_mask(states)[:, :, None, :]
+        & data.goal_mask[None, :, :, None]
+        & ~data.terminal(states)[:, None, None, None]
+    ).expand_as(prediction)
+    assert bool(valid.any())
+    moved = (after - before)[states.get("state_id")].reshape(prediction.shape)
     torch.testing.assert_close(
         moved[valid], 0.3 * (target - prediction)[valid], atol=1e-6, rtol=1e-5
     )
@@ -96,7 +94,7 @@ def test_tables_reproduce_the_exact_solver(variant: str) -> None:
     )
     params = _params("commitment", variant)
     exact = solve(world, params.theory)
-    errors = compare(train(world, params, progress=False), exact)
+    errors = compare(train(world, params, progress=False).tabulate(), exact)
     assert errors["v_m"] < 1e-5 and errors["pi_h"] < 1e-5
     # the actor's logits move by α (weights − π_r) per visit, a gradient step
     # rather than a replacement, so the actor-critic variant converges more slowly
@@ -107,7 +105,7 @@ def test_tables_reproduce_the_exact_solver(variant: str) -> None:
 
 def test_tables_reproduce_the_commitment_paradigm() -> None:
     params = _params("commitment")
-    learned = train(build_world("commitment"), params, progress=False)
+    learned = train(build_world("commitment"), params, progress=False).tabulate()
     exact = solve(learned.world, params.theory)
     errors = compare(learned, exact)
     assert max(errors.values()) < 1e-5
@@ -116,31 +114,15 @@ def test_tables_reproduce_the_commitment_paradigm() -> None:
     )
 
 
-def test_sampled_world_access_refuses_tables() -> None:
-    world = random_layered_world(8, num_actions=2, num_goals=2, num_layers=3, seed=1)
-    params = _params("commitment", world_access="sampled")
-    with pytest.raises(ValueError, match="phase1.state_encoding = 'table'"):
-        train(world, params, progress=False)
-
-
-def test_goal_conditioned_table_reads_the_entries_of_each_triple() -> None:
-    table = GoalConditionedTable(10, num_humans=2, num_goals=3, out_dim=4)
+def test_goal_table_reads_the_entries_of_each_state() -> None:
+    table = GoalTable(10, num_humans=2, num_goals=3, out_dim=4)
     with torch.no_grad():
         table.weight.normal_(generator=torch.Generator().manual_seed(1))
-    states = torch.tensor([1, 5, 7])
-    entries = table.weight.detach()[states].reshape(3, 2, 3, 4)
-    every_pair = table(
-        states[:, None, None], torch.arange(2)[None, :, None], torch.arange(3)[None]
-    )
-    assert torch.equal(every_pair, entries)
-    some = table(states, torch.tensor([1, 0, 1]), torch.tensor([2, 2, 0]))
-    assert torch.equal(
-        some, torch.stack([entries[0, 1, 2], entries[1, 0, 2], entries[2, 1, 0]])
-    )
-    reversed_goals = table(
-        states[:, None, None], torch.arange(2)[None, :, None], torch.arange(2, -1, -1)
-    )
-    assert torch.equal(reversed_goals, entries.flip(2))
+    states = torch.tensor([[1, 5], [7, 1]])
+    entries = table.weight.detach()[states].reshape(2, 2, 2, 3, 4)
+    assert torch.equal(table(states), entries)
+    scalar = GoalTable(10, num_humans=2, num_goals=3, out_dim=1, init=1.0)
+    assert torch.equal(scalar(torch.tensor([3])), torch.ones(1, 2, 3))
 
 
 def test_tables_with_sampled_successors_approach_the_exact_solver() -> None:
@@ -154,5 +136,6 @@ def test_tables_with_sampled_successors_approach_the_exact_solver() -> None:
             **{f"phase2.{k}": v for k, v in sampled.items()},
         }
     )
-    errors = compare(train(world, params, progress=False), solve(world, params.theory))
+    learned = train(world, params, progress=False).tabulate()
+    errors = compare(learned, solve(world, params.theory))
     assert errors["pi_h"] < 0.01 and errors["v_e"] < 0.01 and errors["pi_r"] < 0.02
