@@ -399,7 +399,7 @@ def evaluate(
 
 def most_likely_rollout(
     model: WorldModel, solution: Solution, max_steps: int = 1000
-) -> tuple[Int64[Tensor, "step dim"], Int64[Tensor, "step agent"]]:
+) -> tuple[Int64[Tensor, "visit dim"], Int64[Tensor, "step agent"]]:
     """The most likely rollout of any solution on state rows, from the first initial
     state: every human plays the most likely action of its goal-marginal policy
     ``π̄_h`` (eq. 4), the robots the most likely joint action of ``π_r`` (eq. 5), and

@@ -93,7 +93,7 @@ def uniform_policy(
 
 def _argmax_policy(
     values: Float[Tensor, "*batch action"],
-    action_mask: Bool[Tensor, "*batch action"],
+    action_mask: Bool[Tensor, "*#batch action"],
     tie_tol: float,
 ) -> Float[Tensor, "*batch action"]:
     masked = values.masked_fill(~action_mask, -math.inf)
@@ -105,7 +105,7 @@ def _argmax_policy(
 
 def masked_softmax(
     logits: Float[Tensor, "*batch action"],
-    action_mask: Bool[Tensor, "*batch action"],
+    action_mask: Bool[Tensor, "*#batch action"],
 ) -> Float[Tensor, "*batch action"]:
     """Softmax over the allowed actions, exact at infinite logits.
 
@@ -122,7 +122,7 @@ def masked_softmax(
 
 
 def _softmax_with_infinities(
-    masked: Float[Tensor, "*batch action"], action_mask: Bool[Tensor, "*batch action"]
+    masked: Float[Tensor, "*batch action"], action_mask: Bool[Tensor, "*#batch action"]
 ) -> Float[Tensor, "*batch action"]:
     infinite = action_mask & (masked == math.inf)
     has_infinite = infinite.any(-1, keepdim=True)
@@ -149,7 +149,7 @@ def _tempered(
     values: Float[Tensor, "*batch action"],
     argmax_values: Float[Tensor, "*batch action"],
     beta: Scalar,
-    action_mask: Bool[Tensor, "*batch action"],
+    action_mask: Bool[Tensor, "*#batch action"],
     tie_tol: float,
 ) -> Float[Tensor, "*batch action"]:
     """``softmax(beta * values)``; ``beta = inf`` argmax of ``argmax_values``, 0 uniform.
@@ -180,12 +180,12 @@ def _tempered(
 def human_policy(
     q_m: Float[Tensor, "*batch action"],
     beta_h: Scalar,
-    action_mask: Bool[Tensor, "*batch action"],
+    action_mask: Bool[Tensor, "*#batch action"],
     *,
     nu_h: Scalar | None = None,
-    pi0_h: Float[Tensor, "*batch action"] | None = None,
-    reached: Bool[Tensor, "*batch"] | None = None,
-    rest_action: int | Int64[Tensor, "*batch"] | None = None,
+    pi0_h: Float[Tensor, "*#batch action"] | None = None,
+    reached: Bool[Tensor, "*#batch"] | None = None,
+    rest_action: int | Int64[Tensor, "*#batch"] | None = None,
     tie_tol: float = TIE_TOL,
 ) -> Float[Tensor, "*batch action"]:
     """Human policy prior, eq. (2).
@@ -260,7 +260,7 @@ def human_value(
 def robot_policy(
     q_r: Float[Tensor, "*batch action"],
     beta_r: Scalar,
-    action_mask: Bool[Tensor, "*batch action"],
+    action_mask: Bool[Tensor, "*#batch action"],
     *,
     eps_q: float = 0.0,
     kind: str = "power_law",
@@ -314,7 +314,7 @@ def robot_policy(
 
 def power_x(
     v_e: Float[Tensor, "*batch goal"],
-    goal_weights: Float[Tensor, "*batch goal"],
+    goal_weights: Float[Tensor, "*#batch goal"],
     zeta: float,
 ) -> Float[Tensor, "*batch"]:
     """Aggregate goal-reaching ability ``X_h(s) = sum_g w_h(g) V^e_h(s, g)^zeta``, eq. (7).
@@ -369,7 +369,7 @@ def goal_marginal_policy(
 
 def robot_policy_of(
     q_r: Float[Tensor, "*batch action"],
-    action_mask: Bool[Tensor, "*batch action"],
+    action_mask: Bool[Tensor, "*#batch action"],
     params: TheoryParameters,
     beta_r: Scalar | None = None,
 ) -> Float[Tensor, "*batch action"]:
@@ -416,7 +416,7 @@ class RobotChain:
 def robot_chain(
     q_r: Float[Tensor, "*batch action"],
     v_e: Float[Tensor, "*batch human goal"],
-    action_mask: Bool[Tensor, "*batch action"],
+    action_mask: Bool[Tensor, "*#batch action"],
     goal_weights: Float[Tensor, "human goal"],
     params: TheoryParameters,
     *,
@@ -493,8 +493,8 @@ def x_h_sample_target(
 
 
 def joint_action_distribution(
-    factors: Sequence[Float[Tensor, "*batch action"]],
-) -> Float[Tensor, "*batch joint"]:
+    factors: Sequence[Float[Tensor, "*#batch _"]],
+) -> Float[Tensor, "*#batch joint"]:
     """Product distribution over a mixed-radix joint action.
 
     ``factors[i]`` is the distribution of the ``i``-th component; the first factor is

@@ -154,9 +154,9 @@ class HumanModel:
         human: int,
         mu: Tensor,
         others: list[int],
-        masks: list[Bool[Tensor, "state action"]],
+        masks: list[Bool[Tensor, "state _"]],
         num_goals: int,
-    ) -> Tensor:
+    ) -> Float[Tensor, "state *goal joint"]:
         dtype = world.probabilities.dtype
         mu = torch.as_tensor(mu).to(device=world.probabilities.device, dtype=dtype)
         allowed = joint_action_distribution([masks[j].to(dtype) for j in others]) > 0

@@ -49,8 +49,8 @@ def phase2_chunk(
     layout: Layout,
     theory: TheoryParameters,
     pi_h: Float[Tensor, "state human goal action"],
-    table_e: Float[Tensor, "state human_goal"],
-    table_r: Float[Tensor, " state"],
+    table_e: Float[Tensor, "successor human_goal"],
+    table_r: Float[Tensor, " successor"],
     ids: Int64[Tensor, " chunk"],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``(Q_r, pi_r, V^e_h, X_h, U_r, V_r)`` of the states ``ids``, eqs. (4)-(9).
@@ -64,9 +64,10 @@ def phase2_chunk(
     pi_h
         Phase-1 policies (their goal marginals are taken per chunk).
     table_e
-        ``[state, human * goal]`` successor targets of ``V^e_h``.
+        ``[successor, human * goal]`` targets of ``V^e_h`` at the states the
+        successors of ``ids`` index (all states, or the next layer's).
     table_r
-        ``[state]`` successor values ``V_r`` (may be ``-inf``).
+        ``[successor]`` values ``V_r`` there (may be ``-inf``).
     ids
         Non-terminal state ids.
     """

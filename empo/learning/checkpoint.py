@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -125,6 +125,7 @@ def load_checkpoint(run_dir: str | Path | None) -> dict[str, Any] | None:
     return read_tensor_file(path)
 
 
+@runtime_checkable
 class _Stateful(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 

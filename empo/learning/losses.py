@@ -84,10 +84,18 @@ def masked_mse(
 ) -> Tensor:
     """Squared error over the entries where ``mask`` holds (0 if none).
 
+    The three tensors must have one shape: broadcasting (e.g. ``[3, 1]`` against
+    ``[1, 5]``) would compare the wrong entries, so it raises ``ValueError``.
+
     The mean for networks; for lookup tables (``tabular``) half the sum, whose
     gradient on each entry is that entry's error, so that an SGD step of rate ``α``
     is the tabular update ``y ← y + α (target − y)`` (see :mod:`empo.learning.trainer`).
     """
+    if not pred.shape == target.shape == mask.shape:
+        raise ValueError(
+            f"masked_mse needs one shape, got pred {tuple(pred.shape)}, target "
+            f"{tuple(target.shape)}, mask {tuple(mask.shape)} (no broadcasting)"
+        )
     weight = mask.to(pred.dtype)
     squared = ((pred - target).pow(2) * weight).sum()
     if tabular:

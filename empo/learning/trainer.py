@@ -236,7 +236,7 @@ class PhaseRunner:
         metrics[f"{self.name}/learning_rate"] = self.scheduler.get_last_lr()[0]
         return metrics
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, int | float]:
         """Frames, gradient steps, states backed up (batch rows, after the
         de-duplication of tables) and the seconds spent collecting and updating,
         keyed ``"<name>/<what>"``."""

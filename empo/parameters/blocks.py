@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
-from empo.parameters.validation import Block, positive, ranged
+from empo.parameters.validation import Block, positive, ranged, unchecked_init
 from empo.worlds.registry import WorldName
 
 DEFAULT_WORLD = WorldName.KEY_DOOR
@@ -28,6 +28,7 @@ class FloatDType(str, Enum):
     FLOAT32 = "float32"
 
 
+@unchecked_init
 @dataclass(frozen=True)
 class WorldParameters(Block):
     """Which registered world to build, and its builder's options.
@@ -57,6 +58,7 @@ class ExactMethod(str, Enum):
 _QUANTITIES = ("q_m", "pi_h", "v_m", "q_r", "pi_r", "v_e", "x_h", "w_h", "u_r", "v_r")
 
 
+@unchecked_init
 @dataclass(frozen=True)
 class ExactSolverParameters(Block):
     """Numerics and budget of the exact solver (backward induction / fixed point).
@@ -102,6 +104,7 @@ class ExactSolverParameters(Block):
     )
 
 
+@unchecked_init
 @dataclass(frozen=True)
 class EvaluationParameters(Block):
     """How the solved policies are evaluated from the initial state.

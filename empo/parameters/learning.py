@@ -20,6 +20,7 @@ from empo.parameters.validation import (
     non_negative,
     positive,
     ranged,
+    unchecked_init,
     unit_interval,
 )
 
@@ -83,6 +84,7 @@ def _hidden_sizes(sizes: tuple[int, ...]) -> bool:
     return len(sizes) > 0 and all(n > 0 for n in sizes)
 
 
+@unchecked_init
 @dataclass(frozen=True)
 class _TrainingKnobs(Block):
     """Knobs shared by both phases (see :class:`Phase1Parameters`)."""
@@ -128,6 +130,7 @@ class _TrainingKnobs(Block):
             )
 
 
+@unchecked_init
 @dataclass(frozen=True)
 class Phase1Parameters(_TrainingKnobs):
     """Training knobs of phase 1 (goal-conditioned ``Q^m_h``, eqs. 1-3).
@@ -195,6 +198,7 @@ class Phase1Parameters(_TrainingKnobs):
     world_access: WorldAccess = WorldAccess.AUTO
 
 
+@unchecked_init
 @dataclass(frozen=True)
 class Phase2Parameters(_TrainingKnobs):
     """Training knobs of phase 2 (``V^e_h``, ``X_h``, ``Q_r``/``V_r``, eqs. 12-14).

@@ -18,6 +18,7 @@ from empo.parameters.validation import (
     non_negative,
     positive,
     ranged,
+    unchecked_init,
     unit_interval,
 )
 
@@ -36,6 +37,7 @@ class OthersModel(str, Enum):
     HABITUAL = "habitual"
 
 
+@unchecked_init
 @dataclass(frozen=True)
 class TheoryParameters(Block):
     """Parameters of eqs. (1)-(9) of THEORY.md.

@@ -24,7 +24,13 @@ from empo.parameters.blocks import (
 from empo.parameters.learning import Phase1Parameters, Phase2Parameters
 from empo.parameters.migrations import migrate
 from empo.parameters.theory import TheoryParameters
-from empo.parameters.validation import Block, ParameterError, closest, coerce
+from empo.parameters.validation import (
+    Block,
+    ParameterError,
+    closest,
+    coerce,
+    unchecked_init,
+)
 
 _BLOCKS: dict[str, type[Block]] = {
     "world": WorldParameters,
@@ -38,6 +44,7 @@ _FREE_FORM = ("world", "options")
 _MAX_SEED = 2**63 - 1
 
 
+@unchecked_init
 @dataclass(frozen=True)
 class Parameters:
     """All parameters of an experiment, one validated block per concern.
@@ -107,7 +114,7 @@ class Parameters:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Parameters:
+    def from_dict(cls, data: Any) -> Parameters:
         """Build parameters from a (possibly older) serialised dict.
 
         Parameters
@@ -115,12 +122,14 @@ class Parameters:
         data
             As written by :meth:`to_dict`; missing keys take their defaults, a
             missing ``"version"`` means the installed version, older versions are
-            upgraded by the registered migrations.
+            upgraded by the registered migrations. Anything but a mapping (e.g. a
+            YAML list read from a file) is refused with a :class:`ParameterError`.
 
         Raises
         ------
         ParameterError
-            On an unknown key (naming the closest valid keys) or an invalid value.
+            On data that is not a mapping, an unknown key (naming the closest valid
+            keys) or an invalid value.
         """
         if not isinstance(data, Mapping):
             raise ParameterError(

@@ -188,6 +188,24 @@ def coerce(path: str, annotation: Any, value: Any) -> Any:
     raise TypeError(f"{path}: unsupported parameter type {annotation!r}")
 
 
+def unchecked_init(cls: type) -> type:
+    """Exempt a parameter dataclass's generated ``__init__`` from run-time type checks.
+
+    The constructor takes loose input on purpose (enum names as strings, ``"inf"``,
+    integers for floats, dicts for blocks), which ``__post_init__`` validates and
+    coerces with errors that name the field; a type checker on ``__init__`` (e.g.
+    jaxtyping's import hook with beartype) would refuse it first, with a worse
+    message. The field annotations still state the types the fields hold.
+
+    Parameters
+    ----------
+    cls
+        A dataclass.
+    """
+    cls.__init__.__no_type_check__ = True  # type: ignore[attr-defined]
+    return cls
+
+
 class Block:
     """Base of the frozen parameter dataclasses: coercion and range checks.
 

@@ -9,6 +9,7 @@ import torch
 from tensordict import TensorDict
 
 from empo.learning.evaluate import greedy_rollout
+from empo.learning.losses import masked_mse
 from empo.learning.data import CompiledData, RowData
 from empo.learning.schedules import annealed_beta, linear_epsilon
 from empo.learning.shaping import goal_distance_potential
@@ -90,3 +91,11 @@ def test_networks_run_on_environment_rows_and_on_batches_alike() -> None:
         assert out["log_neg_q_r"].shape == (5, data.robot_actions)
         single = q_net(TensorDict({"state": world.initial_states()[0]}, batch_size=[]))
         torch.testing.assert_close(single["q_m_raw"], out["q_m_raw"][0])
+
+
+def test_masked_mse_refuses_shapes_that_would_broadcast() -> None:
+    pred, target = torch.zeros(3, 1), torch.ones(1, 5)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    with pytest.raises((ValueError, TypeError), match="shape"):
+        masked_mse(pred, target, mask)
+    assert masked_mse(torch.zeros(3, 5), torch.ones(3, 5), mask).item() == 1.0
