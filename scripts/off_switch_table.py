@@ -99,7 +99,7 @@ def main() -> int:
     parser.add_argument("--beta-h", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     parser.add_argument("--zeta", type=float, nargs="+", default=[1.0, 2.0])
     parser.add_argument("--eta", type=float, nargs="+", default=[1.1, 2.0])
-    parser.add_argument("--beta-r", type=float, nargs="+", default=[5.0, float("inf")])
+    parser.add_argument("--beta-r", type=float, nargs="+", default=[float("inf")])
     parser.add_argument("--worlds", nargs="+", default=["off_switch", "pause_switch"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
