@@ -1,12 +1,11 @@
-"""The theory and exact-solver tests again, with every annotation checked.
+"""The theory, exact-solver and learning tests again, with every annotation checked.
 
 ``pytest --jaxtyping-packages=empo,beartype.beartype`` imports ``empo`` through
 jaxtyping's import hook, so that every call of an annotated function checks its
 arguments and return value, tensor shapes included (``Float[Tensor, "state
 action"]``), with beartype. It runs in a subprocess (the hook must be in place before
 ``empo`` is first imported, which this process has done already), on the tests of
-the equations and the exact solver that are not marked slow (the learning tests are
-not yet clean under the checks).
+the equations, the exact solver and the learned solver that are not marked slow.
 """
 
 from __future__ import annotations
@@ -19,11 +18,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKED = ["tests/test_theory.py", "tests/exact"]
+CHECKED = ["tests/test_theory.py", "tests/exact", "tests/learning"]
 
 
 @pytest.mark.slow
-def test_theory_and_exact_tests_pass_with_checked_shapes() -> None:
+def test_theory_exact_and_learning_tests_pass_with_checked_shapes() -> None:
     command = [
         sys.executable,
         "-m",

@@ -343,7 +343,7 @@ class LayeredSolution:
     seconds: dict[str, float]
     layer_stats: list[LayerStats]
     context: _Context = field(repr=False)
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, int | float] = field(default_factory=dict)
 
     @property
     def num_states(self) -> int:

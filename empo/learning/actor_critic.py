@@ -110,14 +110,14 @@ class ActorCriticLoss(Phase2Base):
         self.out_keys = ["loss_v_e", "loss_v_r", "loss_pi_r"]
 
     def log_neg_robot_value(
-        self, params: TensorDictParams | None, states: TensorDict
+        self, params: TensorDictBase | None, states: TensorDict
     ) -> Float[Tensor, " batch"]:
         """The critic's raw output ``log(-V_r(s))``."""
         key = self.tensor_keys.log_neg_v_r
         return self.evaluate(self.vr_network, params, states, key)
 
     def robot_v(
-        self, params: TensorDictParams | None, states: TensorDict
+        self, params: TensorDictBase | None, states: TensorDict
     ) -> Float[Tensor, " batch"]:
         """``V_r(s) = -exp(log_neg_v_r)``, ``terminal_v_r`` at terminal states."""
         v_r = -torch.exp(self.log_neg_robot_value(params, states))
@@ -127,7 +127,7 @@ class ActorCriticLoss(Phase2Base):
         )
 
     def log_policy(
-        self, params: TensorDictParams | None, states: TensorDict
+        self, params: TensorDictBase | None, states: TensorDict
     ) -> Float[Tensor, "batch a_r"]:
         """``log π_r(s)`` over the allowed robot actions (``-inf`` elsewhere)."""
         mask = self.data.robot_mask(states)
@@ -139,7 +139,7 @@ class ActorCriticLoss(Phase2Base):
         return torch.log_softmax(safe, -1).masked_fill(~mask, -torch.inf)
 
     def robot_pi(
-        self, params: TensorDictParams | None, states: TensorDict
+        self, params: TensorDictBase | None, states: TensorDict
     ) -> Float[Tensor, "batch a_r"]:
         """``π_r(s)`` of the actor, zeros at terminal states."""
         return torch.exp(self.log_policy(params, states))

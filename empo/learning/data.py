@@ -54,7 +54,7 @@ STATE = "state"
 STATE_ID = "state_id"
 """Key of compiled state ids, Int64 ``[*B]`` (compiled worlds only)."""
 
-Profiles = tuple[Int64[Tensor, "*lead m human"], Float[Tensor, "*lead m"]]
+Profiles = tuple[Int64[Tensor, "*#lead m human"], Float[Tensor, "*#lead m"]]
 """Human action profiles and their weights (see :meth:`WorldData.human_profiles`)."""
 Actions = Int64[Tensor, "batch n agent"]
 """Per-agent action profiles, ``n`` per state."""
@@ -235,9 +235,9 @@ class WorldData(ABC):
 
     def profiles(
         self,
-        human_actions: Int64[Tensor, "*batch human"],
-        robot_action: Int64[Tensor, "*batch"],
-    ) -> Int64[Tensor, "*batch agent"]:
+        human_actions: Int64[Tensor, "*#batch human"],
+        robot_action: Int64[Tensor, "*#batch"],
+    ) -> Int64[Tensor, "... agent"]:
         """Per-agent action vectors from human actions and a joint robot action."""
         lead = torch.broadcast_shapes(human_actions.shape[:-1], robot_action.shape)
         out = torch.zeros(*lead, self.num_agents, dtype=torch.long, device=self.device)

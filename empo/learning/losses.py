@@ -26,7 +26,7 @@ from typing import Any, Callable
 import torch
 from jaxtyping import Bool, Float, Int64
 from tensordict import NestedKey, TensorDict, TensorDictBase
-from tensordict.nn import TensorDictModuleBase, TensorDictParams
+from tensordict.nn import TensorDictModuleBase
 from torch import Tensor
 from torchrl.objectives import LossModule
 
@@ -217,7 +217,7 @@ class EmpoLoss(LossModule):
     @staticmethod
     def evaluate(
         network: TensorDictModuleBase,
-        params: TensorDictParams | None,
+        params: TensorDictBase | None,
         states: TensorDict,
         key: NestedKey,
     ) -> Tensor:

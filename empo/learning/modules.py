@@ -167,7 +167,7 @@ class GraphRowEncoder(nn.Module):
         self.goal_dim = hidden
 
     def forward(
-        self, state: Int64[Tensor, "batch dim"]
+        self, state: Int64[Tensor, "*batch dim"]
     ) -> tuple[Tensor, Tensor, Tensor]:
         """State ``[batch, F_s]``, human ``[batch, H, F]``, goal ``[batch, G, F]``."""
         node, agent, graph = self.graph(state)
@@ -228,8 +228,8 @@ class GoalHead(nn.Module):
     def forward(
         self,
         state: Float[Tensor, "*batch f"],
-        human: Float[Tensor, "*batch human f"] | None = None,
-        goal: Float[Tensor, "*batch goal f"] | None = None,
+        human: Float[Tensor, "*batch human e"] | None = None,
+        goal: Float[Tensor, "*batch goal e"] | None = None,
     ) -> Float[Tensor, "*batch human goal *out"]:
         """Output ``[*batch, H, G, out]`` (``[*batch, H, G]`` for one output)."""
         pre = self.from_state(state)[..., None, None, :] + self.pair.weight.reshape(

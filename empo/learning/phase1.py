@@ -88,7 +88,7 @@ class Phase1Loss(EmpoLoss):
                 self.refresh(chunk)
 
     def shaped(
-        self, params: TensorDictParams | None, states: TensorDict
+        self, params: TensorDictBase | None, states: TensorDict
     ) -> Float[Tensor, "batch human goal action"]:
         """The network's output with the shaping potential added back."""
         q = self.evaluate(self.q_network, params, states, self.tensor_keys.q_m)
@@ -97,7 +97,7 @@ class Phase1Loss(EmpoLoss):
         return q
 
     def phase1_values(
-        self, params: TensorDictParams | None, states: TensorDict
+        self, params: TensorDictBase | None, states: TensorDict
     ) -> dict[str, Tensor]:
         """``q_m``, ``pi_h`` ``[B, H, G, A_h]`` and ``v_m`` ``[B, H, G]`` (eqs. 1-3;
         ``Q^m`` clamped to ``[0, 1]``, ``v_m`` 0 at terminal states)."""

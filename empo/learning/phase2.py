@@ -71,7 +71,7 @@ class Phase2Base(EmpoLoss):
         self.beta_r = float(theory_params.beta_r)
 
     def goal_values(
-        self, params: TensorDictParams | None, states: TensorDict
+        self, params: TensorDictBase | None, states: TensorDict
     ) -> Float[Tensor, "batch human goal"]:
         """``V^e_h(s, g)`` for all humans and goals, in ``[0, 1]``, 0 when terminal."""
         v_e = self.evaluate(self.ve_network, params, states, self.tensor_keys.v_e)
@@ -197,7 +197,7 @@ class Phase2Loss(Phase2Base):
         self.advantage_weight = advantage_weight
 
     def robot_q(
-        self, params: TensorDictParams | None, states: TensorDict
+        self, params: TensorDictBase | None, states: TensorDict
     ) -> Float[Tensor, "batch a_r"]:
         """``Q_r(s, ·) = -exp(log_neg_q_r)``."""
         key = self.tensor_keys.log_neg_q_r
@@ -205,8 +205,8 @@ class Phase2Loss(Phase2Base):
 
     def robot_values(
         self,
-        ve_params: TensorDictParams | None,
-        qr_params: TensorDictParams | None,
+        ve_params: TensorDictBase | None,
+        qr_params: TensorDictBase | None,
         states: TensorDict,
         beta_r: float,
     ) -> dict[str, Tensor]:

@@ -53,7 +53,7 @@ class LearnedTables(TabulatedSolution):
     world: CompiledWorld
     phase1: TensorDict
     phase2: TensorDict
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, int | float] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,7 +76,7 @@ class LearnedSolution:
     data: WorldData
     networks: dict[str, Any] = field(repr=False)
     beta_r: float
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, int | float] = field(default_factory=dict)
     _own_tables: LearnedTables | None = field(default=None, init=False, repr=False)
 
     def states(self, rows: Rows) -> TensorDict:

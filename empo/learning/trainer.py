@@ -79,7 +79,7 @@ def enumerable(world: Any) -> bool:
     return joint <= SAMPLED_JOINT_THRESHOLD
 
 
-def make_data(world: Any, params: Any, device: torch.device) -> WorldData:
+def make_data(world: Any, params: Any, device: torch.device | str) -> WorldData:
     """The data source ``params.phase1.world_access`` asks for on ``world``:
     :class:`~empo.learning.data.CompiledData` of the compiled world, or
     :class:`~empo.learning.data.RowData` of its row model (``"auto"``: rows when the
