@@ -14,7 +14,7 @@ import warnings
 import pytest
 
 from empo.exact import solve
-from empo.learning.sampled import enumerable
+from empo.learning.trainer import enumerable
 from empo.parameters import Parameters
 from empo.theory import power_bits
 from empo.worlds.registry import WorldName, build_world
