@@ -36,7 +36,7 @@ EXIT_RUN_FAILED = 1
 
 def _sweep_module() -> ModuleType | None:
     try:
-        return importlib.import_module("empo.utils.sweep_cli")
+        return importlib.import_module("empo.sweep.cli")
     except ImportError:
         return None
 

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from empo import Parameters
-from empo.utils.experiment import SweepSpec, run_sweep
-from empo.utils.sweep_backends import BACKENDS
+from empo.sweep import SweepSpec, run_sweep
+from empo.sweep.backends import BACKENDS
 
 
 def main() -> None:

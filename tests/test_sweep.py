@@ -17,17 +17,11 @@ import pytest
 import empo.cli
 import empo.run
 from empo import Parameters
-from empo.utils import sweep_backends
-from empo.utils.experiment import (
-    SweepError,
-    SweepSpec,
-    expand_grid,
-    load_sweep,
-    run_name,
-    run_sweep,
-)
-from empo.utils.sweep_cli import add_sweep_parser, run_sweep_command
-from empo.utils.sweep_table import append_row, read_rows, write_csv
+from empo.sweep import backends as sweep_backends
+from empo.sweep.cli import add_sweep_parser, run_sweep_command
+from empo.sweep.runner import run_sweep
+from empo.sweep.spec import SweepError, SweepSpec, expand_grid, load_sweep, run_name
+from empo.sweep.table import append_row, read_rows, write_csv
 
 BASE = Parameters(world="commitment", solver="exact")
 #: An override accepted by parameter validation but rejected when the world is built.

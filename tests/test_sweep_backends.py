@@ -14,8 +14,8 @@ from typing import Any, Iterator
 import pytest
 
 from empo import Parameters
-from empo.utils.experiment import SweepSpec, run_sweep
-from empo.utils.sweep_backends import BackendOptions, RunTask, run_multiprocess
+from empo.sweep import SweepSpec, run_sweep
+from empo.sweep.backends import BackendOptions, RunTask, run_multiprocess
 
 pytestmark = pytest.mark.slow
 

@@ -1,1 +1,1 @@
-"""Utilities: sweeps, logging, rendering, checkpoints."""
+"""Utilities below `run.py`: run directories, seeding, logging, plots."""

@@ -2,7 +2,7 @@
 
 Every backend executes the same picklable :class:`RunTask` with :func:`execute_run`,
 which calls :func:`empo.run_experiment`, catches a failing run and returns its table
-row (see :mod:`empo.utils.sweep_table`). A backend hands each row to a callback in the
+row (see :mod:`empo.sweep.table`). A backend hands each row to a callback in the
 calling process as soon as the run ends, so the table is written by one process only.
 
 ``sequential``
@@ -38,8 +38,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from empo.sweep.table import FAILED
 from empo.utils.extras import require
-from empo.utils.sweep_table import FAILED
 
 #: Run metrics that are fields of the row itself and not repeated among its metrics.
 ROW_FIELDS = ("status", "error", "duration_s")

@@ -9,7 +9,7 @@
 
 ``sweep.yaml`` holds ``name``, ``base`` (parameters, or a parameter file), ``grid``
 (``{dotted path: [values]}`` or a list of them) and ``overrides`` (a list of
-``{dotted path: value}``); see :mod:`empo.utils.experiment`.
+``{dotted path: value}``); see :mod:`empo.sweep.spec`.
 """
 
 from __future__ import annotations
@@ -21,15 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from empo.utils.experiment import (
-    SPEC_NAME,
-    SweepError,
-    format_overrides,
-    load_sweep,
-    run_sweep,
-)
-from empo.utils.sweep_backends import BACKENDS
-from empo.utils.sweep_table import (
+from empo.sweep.backends import BACKENDS
+from empo.sweep.runner import SPEC_NAME, run_sweep
+from empo.sweep.spec import SweepError, format_overrides, load_sweep
+from empo.sweep.table import (
     COMPLETED,
     DEFAULT_SUMMARY_METRICS,
     FAILED,
