@@ -21,22 +21,29 @@ import torch
 import yaml
 
 from empo.parameters import ParameterError, Parameters
+from empo.parameters.files import load_yaml
+from empo.resume import resume_experiment
 from empo.run import run_experiment
 from empo.summary import format_summary
 from empo.utils.solution_files import parse_keys
 from empo.utils.extras import MissingExtraError
 from empo.utils.loggers import LoggerKind, WandbMode
+from empo.utils.run_dir import RunDirError, RunInterrupted, read_metrics
 
 DEFAULT_PARAMETERS = Parameters()
 """The embedded default experiment of ``python -m empo``."""
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130
+"""SIGINT's conventional status; SIGTERM gives 128 + 15."""
+MAX_THREADS = 1024
+"""Most torch threads a resumed run asks for (torch crashes on absurd counts)."""
 
 
 def _sweep_module() -> ModuleType | None:
     try:
-        return importlib.import_module("empo.sweep.cli")
+        return importlib.import_module("empo.utils.sweep_cli")
     except ImportError:
         return None
 
@@ -61,7 +68,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
             f"--set {text!r}: expected KEY=VALUE, e.g. --set theory.beta_r=10"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as error:
         detail = " ".join(str(error).split())
         raise ParameterError(f"--set {text!r}: value is not valid YAML: {detail}")
@@ -92,8 +99,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--device",
-        default="cpu",
-        help="torch device: cpu (default), cuda, cuda:1, or auto (cuda if available)",
+        default=None,
+        help="torch device: cpu (default; with --resume the run's own), cuda, "
+        "cuda:1, or auto (cuda if available)",
     )
     parser.add_argument(
         "--wandb",
@@ -137,22 +145,32 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
-        default=1,
-        help="torch CPU threads (default: 1, safe on a shared machine where more "
-        "threads stall each other; on an otherwise idle machine use the number of "
-        "cores)",
+        type=_thread_count,
+        default=None,
+        help="torch CPU threads, 1 to the number of CPUs (default: 1, safe on a "
+        "shared machine where more threads stall each other; with --resume the "
+        "run's own count, which learned results depend on)",
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an interrupted, failed or killed run in its directory (its "
+        "params.yaml; a learned run from its checkpoint) instead of starting one",
     )
 
 
-def _positive_int(text: str) -> int:
-    """An argparse type for counts of at least 1."""
+def _thread_count(text: str) -> int:
+    """An argparse type for torch thread counts: 1 to the number of CPUs."""
+    limit = os.cpu_count() or 1
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        value = 0
+    if not 1 <= value <= limit:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 1 to {limit} (the number of CPUs), got {text!r}"
+        )
     return value
 
 
@@ -197,17 +215,53 @@ def _parameters(args: argparse.Namespace) -> Parameters:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    params = _parameters(args)
     try:
         parse_keys(args.solution_keys)
     except ValueError as error:
         raise ParameterError(f"--solution-keys: {error}") from None
-    torch.set_num_threads(args.threads)
+    if args.resume is not None:
+        return _resume(args, out)
+    params = _parameters(args)
+    torch.set_num_threads(args.threads or 1)
     result = run_experiment(
         params,
-        device=_resolve_device(args.device),
+        device=_resolve_device(args.device or "cpu"),
         output_dir=args.output_dir,
         run_name=args.run_name,
+        wandb_mode=args.wandb,
+        wandb_group=args.wandb_group,
+        logger=args.logger,
+        progress=not args.no_progress,
+        solution_keys=args.solution_keys,
+        solution_dtype=args.solution_dtype,
+    )
+    print(format_summary(result), file=out)
+    return 0
+
+
+def _resume(args: argparse.Namespace, out: TextIO) -> int:
+    """``run --resume RUN_DIR``: the run's own parameters, threads and device."""
+    given = [
+        flag
+        for flag, value in (
+            ("--config", args.config),
+            ("--set", args.overrides),
+            ("--run-name", args.run_name),
+        )
+        if value
+    ]
+    if given:
+        raise ParameterError(
+            f"--resume takes the parameters of the run directory; drop {given[0]}"
+        )
+    recorded = read_metrics(args.resume) or {}
+    threads = args.threads or recorded.get("threads") or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise RunDirError(f"{args.resume}/metrics.json: threads = {threads!r}")
+    torch.set_num_threads(min(threads, MAX_THREADS))
+    result = resume_experiment(
+        args.resume,
+        device=_resolve_device(args.device or recorded.get("device") or "cpu"),
         wandb_mode=args.wandb,
         wandb_group=args.wandb_group,
         logger=args.logger,
@@ -271,9 +325,21 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.command is None:
             args = parser.parse_args(["run"])
         return _run(args, sys.stdout)
-    except (ParameterError, NotImplementedError, MissingExtraError) as error:
+    except (
+        ParameterError,
+        RunDirError,
+        NotImplementedError,
+        MissingExtraError,
+    ) as error:
         print(f"empo: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt as error:
+        notes = " ".join(getattr(error, "__notes__", []))
+        hint = f" {notes}; continue it with --resume RUN_DIR" if notes else ""
+        print(f"empo: interrupted{hint}", file=sys.stderr)
+        if isinstance(error, RunInterrupted):
+            return 128 + error.signal_number
+        return EXIT_INTERRUPTED
     except Exception as error:
         notes = " ".join(getattr(error, "__notes__", []))
         print(

@@ -7,7 +7,11 @@ where it is written. A run directory holds:
 ``params.yaml``
     the parameters (load with ``Parameters.load``);
 ``metrics.json``
-    flat metrics with ``"status"`` (``"completed"`` or ``"failed"`` with ``"error"``);
+    the run's status, written atomically at the start (``"running"`` with ``pid``,
+    ``host``, ``started_at``, ``threads``, ``device``) and at the end
+    (``"completed"`` once every output, W&B included, is written; ``"failed"`` or
+    ``"interrupted"`` with ``"error"``; see :mod:`empo.utils.run_dir`), with the
+    flat metrics of a completed run;
 ``solution.pt``
     the solution tensors, ``{"phase1": {...}, "phase2": {...}}`` (``torch.load``), in
     float32 and without ``q_m``, ``pi_h`` unless asked for
@@ -34,28 +38,36 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from empo.evaluation import Evaluation, evaluate, json_number, most_likely_rollout
 from empo.parameters import Parameters, SolverKind
+from empo.parameters.world_options import build_checked_world
 from empo.solution import Solution, SolutionTables
 from empo.theory import power_bits
-from empo.utils.run_dir import create_run_dir, default_run_name
-from empo.utils.seeding import generator, seed_everything, solution_digest
-from empo.utils.solution_files import parse_dtype, parse_keys, save_solution
-from empo.utils.extras import require
-from empo.utils.loggers import (
-    LoggerKind,
-    RunLogger,
-    WandbMode,
-    parse_logger,
-    parse_mode,
+from empo.utils.run_dir import (
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    METRICS_NAME,
+    check_output_dir,
+    create_run_dir,
+    default_run_name,
+    interruptible,
+    start_record,
+    write_json_atomic,
 )
+from empo.utils.run_settings import RunSettings
+from empo.utils.seeding import generator, seed_everything, solution_digest
+from empo.utils.solution_files import save_solution
+from empo.utils.extras import require
+from empo.utils.loggers import LoggerKind, RunLogger, WandbMode
 from empo.worlds.capabilities import (
     DescribesStates,
     DrawsPowerMaps,
@@ -377,109 +389,178 @@ def run_experiment(
 
     Raises
     ------
+    ParameterError
+        For invalid parameters, world options, map files or a world its builder
+        refuses (before anything is written).
+    RunDirError
+        For an output directory that is a file (before anything is written).
     ValueError
-        For invalid parameters or W&B mode (before anything is written).
+        For an invalid W&B mode, logger or solution keys (before anything is
+        written).
+    RunInterrupted, KeyboardInterrupt
+        On SIGTERM or SIGINT; ``metrics.json`` then has ``status`` ``"interrupted"``
+        and the run can be continued with :func:`empo.resume.resume_experiment`.
     Exception
         Whatever failed during the run; ``metrics.json`` then has ``status``
         ``"failed"`` and the error text, and ``run.log`` the traceback.
     """
     if not isinstance(params, Parameters):
         params = Parameters.from_dict(params)
-    wandb_mode = parse_mode(wandb_mode)
-    logger = parse_logger(logger)
-    saving = (parse_keys(solution_keys), parse_dtype(solution_dtype))
-    start = time.perf_counter()
-    run_dir = create_run_dir(output_dir or "runs", run_name or default_run_name(params))
-    params.save(run_dir / "params.yaml")
-    package_log = logging.getLogger("empo")
-    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = RunSettings.parse(
+        device, wandb_mode, wandb_group, logger, progress, solution_keys, solution_dtype
     )
-    handler.setLevel(logging.INFO)
-    previous_level = package_log.level
-    package_log.addHandler(handler)
-    if package_log.getEffectiveLevel() > logging.INFO:
-        package_log.setLevel(logging.INFO)
-    metrics: dict[str, Any] = {"status": "running"}
-    tracker = RunLogger()
+    world = build_checked_world(params.world)
+    parent = Path(output_dir or "runs")
+    check_output_dir(parent)
+    name = run_name or default_run_name(params)
+
+    def make_dir() -> Path:
+        run_dir = create_run_dir(parent, name)
+        params.save(run_dir / "params.yaml")
+        return run_dir
+
+    return execute_in_run_dir(params, world, make_dir, settings)
+
+
+def execute_in_run_dir(
+    params: Parameters,
+    world: Any,
+    make_dir: Callable[[], Path],
+    settings: RunSettings,
+) -> RunResult:
+    """Run in the directory ``make_dir`` creates (or finds, on resume, see
+    :func:`empo.resume.resume_experiment`) and keep its ``metrics.json`` true: a
+    signal that arrives before the status file is written takes effect right after
+    it."""
+    start = time.perf_counter()
+    target = settings.device
+    with interruptible(armed=False) as stop:
+        run_dir = make_dir()
+        metrics: dict[str, Any] = start_record(torch.get_num_threads(), str(target))
+        write_json_atomic(run_dir / METRICS_NAME, metrics)
+        package_log = logging.getLogger("empo")
+        handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        handler.setLevel(logging.INFO)
+        previous_level = package_log.level
+        package_log.addHandler(handler)
+        if package_log.getEffectiveLevel() > logging.INFO:
+            package_log.setLevel(logging.INFO)
+        tracker = RunLogger()
+        try:
+            stop.arm()
+            log.info("run %s: %s", run_dir.name, json.dumps(params.to_dict()))
+            tracker = RunLogger.start(
+                settings.logger,
+                params,
+                run_dir,
+                settings.wandb_mode,
+                settings.wandb_group,
+            )
+            seed_everything(params.seed)
+            exact, learned = _solve(
+                params,
+                world,
+                target,
+                settings.progress,
+                tracker,
+                run_dir,
+                metrics,
+                settings.saving,
+            )
+            solution = exact if exact is not None else learned
+            tables = solution.tabulate()
+            evaluation = None
+            images: dict[str, Path] = {}
+            videos: dict[str, Path] = {}
+            if tables is not None:
+                evaluation = evaluate(
+                    tables,
+                    params.evaluation,
+                    params.theory.gamma_r,
+                    params.theory.terminal_v_r,
+                    generator(params.seed, "evaluation", target),
+                )
+                metrics.update(evaluation.metrics())
+                _write_json(
+                    run_dir / "trajectory.json",
+                    {
+                        "states": evaluation.trajectory,
+                        "labels": evaluation.trajectory_labels,
+                        "actions": evaluation.trajectory_actions,
+                    },
+                )
+                images, videos = _draw(world, tables, evaluation, run_dir)
+            else:
+                videos = _sampled_rollout(world, solution, run_dir)
+            final = {**metrics, "status": COMPLETED}
+            final["duration_s"] = time.perf_counter() - start
+            if evaluation is not None:
+                tracker.log_series(_series(evaluation))
+            with tempfile.TemporaryDirectory(dir=run_dir) as staging:
+                copy = Path(staging) / METRICS_NAME
+                write_json_atomic(copy, final)  # the logger keeps the final status
+                tracker.log_results(
+                    {
+                        k: v
+                        for k, v in final.items()
+                        if "/expected/" not in k and "/trajectory/" not in k
+                    },
+                    images,
+                    videos,
+                    [run_dir / "params.yaml", copy],
+                )
+            tracker.finish(0)
+            stop.armed = False  # every output is written: a late signal waits
+            metrics = {**final, "duration_s": time.perf_counter() - start}
+            write_json_atomic(run_dir / METRICS_NAME, metrics)
+            log.info("run %s completed in %.2f s", run_dir.name, metrics["duration_s"])
+            result = RunResult(
+                params=params,
+                run_dir=run_dir,
+                metrics=metrics,
+                status=COMPLETED,
+                solution=solution,
+                duration_s=metrics["duration_s"],
+                evaluation=evaluation,
+                learned=learned,
+                world=world,
+                tables=tables,
+            )
+        except BaseException as caught:
+            error = stop.error(caught)
+            interrupted = isinstance(error, KeyboardInterrupt)
+            metrics["status"] = INTERRUPTED if interrupted else FAILED
+            metrics["error"] = f"{type(error).__name__}: {error}".rstrip(": ")
+            metrics["duration_s"] = time.perf_counter() - start
+            write_json_atomic(run_dir / METRICS_NAME, metrics)
+            if interrupted:
+                log.warning("run %s interrupted (%s)", run_dir.name, metrics["error"])
+            else:
+                log.exception("run %s failed", run_dir.name)
+            _finish_quietly(tracker)
+            if hasattr(error, "add_note"):
+                error.add_note(f"(run directory: {run_dir}; see run.log)")
+            if error is not caught:
+                raise error
+            raise
+        finally:
+            package_log.removeHandler(handler)
+            package_log.setLevel(previous_level)
+            handler.close()
+    stop.resend()
+    return result
+
+
+def _finish_quietly(tracker: RunLogger) -> None:
+    """End the logger of a failed or interrupted run; a failure here is logged,
+    never raised over the run's own error."""
     try:
-        log.info("run %s: %s", run_dir.name, json.dumps(params.to_dict()))
-        tracker = RunLogger.start(logger, params, run_dir, wandb_mode, wandb_group)
-        seed_everything(params.seed)
-        target = torch.device(device or "cpu")
-        world = build_world(params.world.name, params.world.options)
-        exact, learned = _solve(
-            params, world, target, progress, tracker, run_dir, metrics, saving
-        )
-        solution = exact if exact is not None else learned
-        tables = solution.tabulate()
-        evaluation = None
-        images: dict[str, Path] = {}
-        videos: dict[str, Path] = {}
-        if tables is not None:
-            evaluation = evaluate(
-                tables,
-                params.evaluation,
-                params.theory.gamma_r,
-                params.theory.terminal_v_r,
-                generator(params.seed, "evaluation", target),
-            )
-            metrics.update(evaluation.metrics())
-            _write_json(
-                run_dir / "trajectory.json",
-                {
-                    "states": evaluation.trajectory,
-                    "labels": evaluation.trajectory_labels,
-                    "actions": evaluation.trajectory_actions,
-                },
-            )
-            images, videos = _draw(world, tables, evaluation, run_dir)
-        else:
-            videos = _sampled_rollout(world, solution, run_dir)
-        metrics["status"] = "completed"
-        metrics["duration_s"] = time.perf_counter() - start
-        _write_json(run_dir / "metrics.json", metrics)
-        if evaluation is not None:
-            tracker.log_series(_series(evaluation))
-        tracker.log_results(
-            {
-                k: v
-                for k, v in metrics.items()
-                if "/expected/" not in k and "/trajectory/" not in k
-            },
-            images,
-            videos,
-            [run_dir / "params.yaml", run_dir / "metrics.json"],
-        )
-        tracker.finish(0)
-        log.info("run %s completed in %.2f s", run_dir.name, metrics["duration_s"])
-        return RunResult(
-            params=params,
-            run_dir=run_dir,
-            metrics=metrics,
-            status="completed",
-            solution=solution,
-            duration_s=metrics["duration_s"],
-            evaluation=evaluation,
-            learned=learned,
-            world=world,
-            tables=tables,
-        )
-    except BaseException as error:
-        metrics["status"] = "failed"
-        metrics["error"] = f"{type(error).__name__}: {error}"
-        metrics["duration_s"] = time.perf_counter() - start
-        _write_json(run_dir / "metrics.json", metrics)
-        log.exception("run %s failed", run_dir.name)
         tracker.finish(1)
-        if hasattr(error, "add_note"):
-            error.add_note(f"(run directory: {run_dir}; see run.log)")
-        raise
-    finally:
-        package_log.removeHandler(handler)
-        package_log.setLevel(previous_level)
-        handler.close()
+    except Exception:
+        log.exception("the logger did not finish cleanly")
 
 
 def _series(evaluation: Evaluation) -> dict[str, list[float]]:

@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+
+import empo.exact
 
 from empo import Parameters
 from empo.cli import DEFAULT_PARAMETERS, build_parser, main, parse_assignment
@@ -107,6 +110,32 @@ def test_wandb_offline_summary_names_the_sync_command(
         (["--config", "bad.yaml"], "bad.yaml is malformed"),
         (["--config", "wrong.yaml"], "wrong.yaml: unknown parameter theroy"),
         (["--solution-keys", "v_r,pi"], "--solution-keys: solution_keys: unknown"),
+        (["--config", "adir"], "parameter file adir is a directory, not a file"),
+        (["--config", "bin.yaml"], "bin.yaml is not a UTF-8 text file"),
+        (["--config", "dup.yaml"], "duplicate key 'seed' (first on line 1)"),
+        (["--set", "theory={beta_r: 1, beta_r: 2}"], "duplicate key 'beta_r'"),
+        (["--output-dir", "afile/x"], "afile is a file, not a directory"),
+        (["--set", "world.options.max_step=3"], "did you mean 'max_steps'"),
+        (["--set", "world.options.max_steps=0"], "max_steps = 0 is out of range"),
+        (["--set", f"world.options.max_steps={2**63}"], "1 ≤ value ≤ 10000"),
+        (["--set", "world.options.max_steps=true"], "must be an integer"),
+        (
+            [
+                "--set",
+                "world.name=multigrid",
+                "--set",
+                "world.options.path=nowhere.yaml",
+            ],
+            "world.options.path: MultiGrid world file not found: nowhere.yaml",
+        ),
+        (
+            ["--set", "world.name=multigrid", "--set", "world.options.path=odd.yaml"],
+            "odd.yaml: map row 1 has 1 cells, expected 2 as in row 0",
+        ),
+        (
+            ["--set", "world.name=menu_size", "--set", "world.options.max_k=1e9"],
+            "world.options.max_k = '1e9' must be an integer",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line(
@@ -119,6 +148,11 @@ def test_bad_input_is_one_clear_line(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.yaml").write_text("theory: {beta_r: 1\n")
     (tmp_path / "wrong.yaml").write_text("theroy:\n  beta_r: 1\n")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "bin.yaml").write_bytes(b"seed: 1\n\xff\xfe\x00")
+    (tmp_path / "dup.yaml").write_text("seed: 1\nworld: commitment\nseed: 2\n")
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "odd.yaml").write_text("map: |\n  We We\n  We\n")
     code, out, err = cli(["run", "--wandb", "disabled", *argv], capsys)
     assert code == 2
     assert fragment in err
@@ -128,13 +162,16 @@ def test_bad_input_is_one_clear_line(
 
 
 def test_failed_run_exits_non_zero_naming_the_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    argv = ["run", "--set", "world.name=commitment", "--set", "world.options.bogus=1"]
-    argv += ["--output-dir", str(tmp_path)]
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("solver broke")
+
+    monkeypatch.setattr(empo.exact, "solve", broken)
+    argv = ["run", "--set", "world.name=commitment", "--output-dir", str(tmp_path)]
     code, out, err = cli(argv + ["--run-name", "bad", "--wandb", "disabled"], capsys)
     assert code == 1
-    assert err.startswith("empo: run failed: TypeError") and "bogus" in err
+    assert err.startswith("empo: run failed: RuntimeError: solver broke")
     assert str(tmp_path / "bad") in err and "Traceback" not in err
     metrics = json.loads((tmp_path / "bad" / "metrics.json").read_text())
     assert metrics["status"] == "failed"

@@ -127,9 +127,11 @@ def test_with_overrides_returns_a_new_validated_object() -> None:
         "float32",
     )
     assert p == Parameters()
-    r = q.with_overrides({"world.options.size": 4, "world.options.map.rows": 2})
-    assert r.get("world.options") == {"size": 4, "map": {"rows": 2}}
-    assert r.get("world.options.map.rows") == 2
+    r = q.with_overrides(
+        {"world.options.max_steps": 4, "world.options.possible_goals": [[1, 1]]}
+    )
+    assert r.get("world.options") == {"max_steps": 4, "possible_goals": [[1, 1]]}
+    assert r.get("world.options.max_steps") == 4
     assert r.get("theory.beta_r") == 5.0
     with pytest.raises(ParameterError, match=r"theory\.zeta = -1"):
         p.with_overrides({"theory.zeta": -1})
@@ -205,15 +207,33 @@ _json_scalar = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=5),
 )
-_options = st.dictionaries(
-    st.text(min_size=1, max_size=6),
-    st.recursive(
-        _json_scalar,
-        lambda inner: st.lists(inner, max_size=3)
-        | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-        max_leaves=5,
+_json = st.recursive(
+    _json_scalar,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=5,
+)
+#: Worlds with options of every kind their builders take (nested values included).
+_worlds = st.one_of(
+    st.fixed_dictionaries({"name": st.sampled_from(list(WorldName))}),
+    st.fixed_dictionaries(
+        {
+            "name": st.just("multigrid"),
+            "options": st.fixed_dictionaries(
+                {"map": st.text(max_size=8), "possible_goals": st.lists(_json)},
+                optional={"max_steps": st.integers(1, 10_000)},
+            ),
+        }
     ),
-    max_size=3,
+    st.fixed_dictionaries(
+        {
+            "name": st.just("confirmation"),
+            "options": st.fixed_dictionaries(
+                {"slip": _unit, "absorbing": st.booleans()},
+                optional={"max_restarts": _json},
+            ),
+        }
+    ),
 )
 
 
@@ -237,10 +257,7 @@ def parameters(draw: st.DrawFn) -> Parameters:
         "expected_targets": draw(st.booleans()),
     }
     return Parameters(
-        world={
-            "name": draw(st.sampled_from(list(WorldName))),
-            "options": draw(_options),
-        },
+        world=draw(_worlds),
         solver=draw(st.sampled_from(list(SolverKind))),
         theory={
             "beta_h": draw(_beta),

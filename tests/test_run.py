@@ -15,6 +15,7 @@ import torch
 from tensordict import TensorDict
 
 import empo.analysis
+import empo.exact
 import empo.learning
 from empo import Parameters, RunResult, run_experiment
 from empo.parameters import ParameterError
@@ -101,13 +102,18 @@ def test_same_parameters_give_bit_identical_solutions(tmp_path: Path) -> None:
     assert other.metrics["solution_sha256"] != first.metrics["solution_sha256"]
 
 
-def test_failed_run_records_status_and_reraises(tmp_path: Path) -> None:
-    params = Parameters(world={"name": "commitment", "options": {"bogus": 1}})
-    with pytest.raises(TypeError, match="bogus") as info:
-        run(tmp_path, params, run_name="broken")
+def test_failed_run_records_status_and_reraises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("solver broke")
+
+    monkeypatch.setattr(empo.exact, "solve", broken)
+    with pytest.raises(RuntimeError, match="solver broke") as info:
+        run(tmp_path, run_name="broken")
     metrics = json.loads((tmp_path / "broken" / "metrics.json").read_text())
     assert metrics["status"] == "failed"
-    assert "bogus" in metrics["error"] and metrics["error"].startswith("TypeError")
+    assert metrics["error"] == "RuntimeError: solver broke"
     assert "Traceback" in (tmp_path / "broken" / "run.log").read_text()
     assert any("broken" in note for note in info.value.__notes__)
 

@@ -9,6 +9,7 @@ import argparse
 import csv
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,11 @@ from empo.sweep.spec import SweepError, SweepSpec, expand_grid, load_sweep, run_
 from empo.sweep.table import append_row, read_rows, write_csv
 
 BASE = Parameters(world="commitment", solver="exact")
-#: An override accepted by parameter validation but rejected when the world is built.
-BROKEN = {"world.options": {"no_such_option": 1}}
+#: A run that passes validation and fails when solved: a world without a human.
+BROKEN = {
+    "world.name": "multigrid",
+    "world.options": {"map": "We We We\nWe Ae We\nWe We We", "max_steps": 2},
+}
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -232,7 +236,7 @@ def test_failed_run_is_recorded_and_the_others_finish(tmp_path: Path) -> None:
     statuses = [row["status"] for row in result.rows]
     assert statuses == ["completed", "completed", "failed"]
     failed = result.rows[2]
-    assert "no_such_option" in failed["error"]
+    assert "no human" in failed["error"]
     assert failed["overrides"] == BROKEN
     log = (tmp_path / "s" / "logs" / f"{failed['run']}.log").read_text()
     assert "Traceback" in log
@@ -246,7 +250,8 @@ def test_failed_run_is_recorded_and_the_others_finish(tmp_path: Path) -> None:
         expected = {
             key: value
             for key, value in direct.metrics.items()
-            if key not in ("status", "duration_s") and not key.startswith("time/")
+            if key not in ("status", "duration_s", "pid", "host", "started_at")
+            and not key.startswith("time/")
         }
         assert {k: v for k, v in row["metrics"].items() if k in expected} == expected
         extra = set(row["metrics"]) - set(expected)
@@ -259,20 +264,26 @@ def test_failed_run_is_recorded_and_the_others_finish(tmp_path: Path) -> None:
     assert [r["theory.beta_r"] for r in table] == ["1.0", "10.0", ""]
 
 
-def test_resume_runs_only_missing_and_failed_rows(tmp_path: Path) -> None:
+def test_resume_adopts_finished_directories_and_runs_only_missing_ones(
+    tmp_path: Path,
+) -> None:
     spec = SweepSpec.from_grid("r", BASE, {"theory.beta_r": [1.0, 5.0, 10.0]})
     sweep_dir = tmp_path / "s"
     first = run_sweep(spec, sweep_dir, wandb_mode="disabled", progress=False)
     assert first.executed == tuple(r.name for r in spec.runs)
     before = _csv(first.csv_path)
-    # Simulate an interruption after the first run: drop the last two rows.
+    # An interruption lost the last two rows; the last run's directory is gone too.
     jsonl = sweep_dir / "results.jsonl"
     lines = jsonl.read_text().splitlines(keepends=True)
     jsonl.write_text(lines[0] + lines[1][:10])
+    shutil.rmtree(sweep_dir / "runs" / spec.runs[2].name)
     again = run_sweep(spec, sweep_dir, wandb_mode="disabled", progress=False)
-    assert again.skipped == (spec.runs[0].name,)
-    assert again.executed == (spec.runs[1].name, spec.runs[2].name)
+    assert again.skipped == (spec.runs[0].name, spec.runs[1].name)
+    assert again.executed == (spec.runs[2].name,)
     assert _stable(_csv(again.csv_path)) == _stable(before)
+    assert sorted(p.name for p in (sweep_dir / "runs").iterdir()) == sorted(
+        r.name for r in spec.runs
+    )
     third = run_sweep(spec, sweep_dir, wandb_mode="disabled", progress=False)
     assert third.executed == () and len(third.rows) == 3
     wider = SweepSpec.from_grid("r", BASE, {"theory.beta_r": [1.0, 5.0, 10.0, 20.0]})
@@ -327,7 +338,8 @@ def test_cli_dry_run_and_summary(
     config.write_text(
         "name: c\nbase: {world: commitment, solver: exact}\n"
         "grid: {theory.beta_r: [1.0]}\n"
-        "overrides: [{world.options: {no_such_option: 1}}]\n"
+        "overrides: [{world.name: multigrid, world.options: "
+        '{map: "We We We\\nWe Ae We\\nWe We We", max_steps: 2}}]\n'
     )
     assert empo.cli.main(["sweep", "--config", str(config), "--dry-run"]) == 0
     listing = capsys.readouterr().out
@@ -339,7 +351,7 @@ def test_cli_dry_run_and_summary(
     )
     captured = capsys.readouterr()
     assert code == 1
-    assert "1 failed" in captured.out and "no_such_option" in captured.err
+    assert "1 failed" in captured.out and "no human" in captured.err
     assert run_sweep_command(_parse(["sweep", "--summary", str(out)])) == 0
     summary = capsys.readouterr().out
     assert "2 runs: 1 completed, 1 failed, 0 not run" in summary

@@ -23,7 +23,13 @@ SPEC = SweepSpec.from_grid(
     "b",
     Parameters(world="commitment", solver="exact"),
     {"theory.beta_r": [1.0, 10.0]},
-    overrides=[{"seed": 2}, {"world.options": {"no_such_option": 1}}],
+    overrides=[
+        {"seed": 2},
+        {
+            "world.name": "multigrid",
+            "world.options": {"map": "We We We\nWe Ae We\nWe We We", "max_steps": 2},
+        },
+    ],
 )
 VARYING = ("duration_s", "run_dir")
 
@@ -75,7 +81,7 @@ def test_multiprocess_gives_the_sequential_table(
         progress=False,
     )
     assert _table(result.csv_path) == sequential_table
-    assert "no_such_option" in result.failed[0]["error"]
+    assert "no human" in result.failed[0]["error"]
 
 
 def test_ray_gives_the_sequential_table(
@@ -85,7 +91,7 @@ def test_ray_gives_the_sequential_table(
         SPEC, tmp_path, backend="ray", workers=2, wandb_mode="disabled", progress=False
     )
     assert _table(result.csv_path) == sequential_table
-    assert "no_such_option" in result.failed[0]["error"]
+    assert "no human" in result.failed[0]["error"]
 
 
 def test_multiprocess_records_a_worker_that_dies_without_a_result(

@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from empo.parameters.validation import Block, positive, ranged, unchecked_init
+from empo.parameters.world_options import check_world_options
 from empo.worlds.registry import WorldName
 
 DEFAULT_WORLD = WorldName.KEY_DOOR
@@ -38,13 +39,19 @@ class WorldParameters(Block):
     name
         A registered :class:`~empo.worlds.registry.WorldName`.
     options
-        Keyword options of the world's builder (YAML/JSON values only).
+        Keyword options of the world's builder (YAML/JSON values only), checked by
+        :func:`~empo.parameters.world_options.check_world_options`: unknown names,
+        wrong types and values out of bounds are errors.
     """
 
     prefix: ClassVar[str] = "world"
 
     name: WorldName = DEFAULT_WORLD
     options: dict[str, Any] = ranged({})
+
+    def check_consistency(self) -> None:
+        """The options are keywords of the world's builder, within bounds."""
+        check_world_options(self.name, self.options)
 
 
 class ExactMethod(str, Enum):

@@ -21,6 +21,7 @@ from empo.parameters.blocks import (
     SolverKind,
     WorldParameters,
 )
+from empo.parameters.files import read_config_file
 from empo.parameters.learning import Phase1Parameters, Phase2Parameters
 from empo.parameters.migrations import migrate
 from empo.parameters.theory import TheoryParameters
@@ -184,23 +185,11 @@ class Parameters:
         Raises
         ------
         ParameterError
-            If the file is missing, malformed or holds invalid parameters; the
-            message names the file.
+            If the file is missing, a directory, not UTF-8 text, malformed, holds a
+            key twice or holds invalid parameters; the message names the file.
         """
         path = Path(path)
-        if not path.is_file():
-            raise ParameterError(f"parameter file {path} does not exist")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix.lower() == ".json":
-                data = json.loads(text)
-            else:
-                data = yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as error:
-            detail = " ".join(str(error).split())
-            raise ParameterError(
-                f"parameter file {path} is malformed: {detail}"
-            ) from None
+        data = read_config_file(path, "parameter file")
         if data is None:
             data = {}
         try:

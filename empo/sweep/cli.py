@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -164,8 +165,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     -------
     int
         0 when every run completed, 1 when some run failed, 2 on bad input (one
-        message on stderr, no traceback), 130 when interrupted (the table keeps the
-        finished runs).
+        message on stderr, no traceback), 130 after SIGINT and 143 after SIGTERM
+        (the table keeps every finished run; the same command resumes).
     """
     try:
         if args.summary is not None:
@@ -195,13 +196,13 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     except (SweepError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         print(
             "interrupted: finished runs are in the table; run the same command "
             "again to resume",
             file=sys.stderr,
         )
-        return 130
+        return 128 + getattr(error, "signal_number", signal.SIGINT)
     for row in result.failed:
         print(f"failed: {row['run']}: {row['error']}", file=sys.stderr)
     print(

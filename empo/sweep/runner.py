@@ -6,9 +6,18 @@ of the backends of :mod:`empo.sweep.backends`.
 
 The sweep directory holds ``sweep.json`` (the spec), ``results.jsonl`` and
 ``results.csv`` (the table, :mod:`empo.sweep.table`), ``runs/<run>/`` (the run
-directories) and ``logs/<run>.log`` (each run's output). Running the same sweep into
-the same directory again skips the runs whose row says ``completed`` and retries the
-others (resume); a different base in the same directory is refused.
+directories) and ``logs/<run>.log`` (each run's output). A row is recorded as soon as
+its run ends.
+
+Stopping and resuming: SIGINT or SIGTERM to the sweep's process stops every run in
+flight (each ends ``interrupted``, a learned run with its checkpoint), records the
+rows of runs that ended meanwhile, adopts any completed run directory whose row is
+missing, rewrites ``results.csv`` and re-raises ``KeyboardInterrupt``. Running the
+same sweep into the same directory again skips runs whose row says ``completed``,
+adopts completed run directories without a row (a run that finished after its sweep
+was killed), continues unfinished runs in their own directories (from their
+checkpoints) and retries failed ones; a different base in the same directory is
+refused.
 """
 
 from __future__ import annotations
@@ -22,12 +31,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from empo.sweep.backends import (
-    BACKENDS,
-    BackendOptions,
-    RunTask,
-    default_devices,
-)
+from empo.sweep.backends import BACKENDS, BackendOptions, default_devices
 from empo.sweep.spec import SweepError, SweepSpec
 from empo.sweep.table import (
     COMPLETED,
@@ -38,6 +42,8 @@ from empo.sweep.table import (
     read_rows,
     write_csv,
 )
+from empo.sweep.worker import RunTask, completed_row
+from empo.utils.run_dir import Interruption, interruptible
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +100,24 @@ def _prepare_directory(spec: SweepSpec, sweep_dir: Path) -> None:
     temporary = spec_path.with_name(f".{SPEC_NAME}.tmp")
     temporary.write_text(json.dumps(spec.to_dict(), indent=2) + "\n", encoding="utf-8")
     temporary.replace(spec_path)
+
+
+def _adopt_completed(
+    sweep_dir: Path, tasks: Sequence[RunTask], rows: dict[str, dict[str, Any]]
+) -> int:
+    """Record the row of every run whose directory says ``completed`` but whose row
+    is missing or stale (its worker finished after the sweep was stopped); return
+    how many were adopted."""
+    adopted = 0
+    for task in tasks:
+        if rows.get(task.name, {}).get("status") == COMPLETED:
+            continue
+        row = completed_row(task)
+        if row is not None:
+            append_row(sweep_dir, row)
+            rows[task.name] = row
+            adopted += 1
+    return adopted
 
 
 def run_sweep(
@@ -163,7 +187,6 @@ def run_sweep(
     _prepare_directory(spec, sweep_dir)
     rows = read_rows(sweep_dir)
     order = [run.name for run in spec.runs]
-    skipped = tuple(n for n in order if rows.get(n, {}).get("status") == COMPLETED)
     tasks = [
         RunTask(
             name=run.name,
@@ -175,13 +198,18 @@ def run_sweep(
             wandb_mode=wandb_mode,
         )
         for run in spec.runs
-        if run.name not in skipped
+        if rows.get(run.name, {}).get("status") != COMPLETED
     ]
+    adopted = _adopt_completed(sweep_dir, tasks, rows)
+    skipped = tuple(n for n in order if rows.get(n, {}).get("status") == COMPLETED)
+    tasks = [task for task in tasks if task.name not in skipped]
     logger.info(
-        "sweep %s: %d runs, %d already completed, %d to run on %s",
+        "sweep %s: %d runs, %d already completed (%d adopted from their "
+        "directories), %d to run on %s",
         spec.name,
         len(order),
         len(skipped),
+        adopted,
         len(tasks),
         backend,
     )
@@ -216,8 +244,25 @@ def run_sweep(
         )
         bar.update(1)
 
+    stop = Interruption()
     try:
-        BACKENDS[backend](tasks, record, options)
+        with interruptible() as stop:
+            BACKENDS[backend](tasks, record, options)
+    except BaseException as caught:
+        error = stop.error(caught)
+        if not isinstance(error, KeyboardInterrupt):
+            raise
+        _adopt_completed(sweep_dir, tasks, rows)
+        write_csv(sweep_dir, ordered_rows(rows, order))
+        logger.warning(
+            "sweep %s interrupted: %d of %d runs completed; run it again to resume",
+            spec.name,
+            sum(row["status"] == COMPLETED for row in rows.values()),
+            len(order),
+        )
+        if error is not caught:
+            raise error
+        raise
     finally:
         bar.close()
     logger.info(

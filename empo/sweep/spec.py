@@ -18,17 +18,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
-
 from empo.parameters import ParameterError, Parameters
-
-logger = logging.getLogger(__name__)
+from empo.parameters.files import read_config_file
+from empo.parameters.world_options import check_world_inputs
 
 SWEEP_KEYS = ("name", "base", "grid", "overrides")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
@@ -128,12 +125,15 @@ class SweepSpec:
             combos = [{}]
         runs: dict[str, SweepRun] = {}
         errors: list[str] = []
+        checked: dict[str, str | None] = {}
         for combo in combos:
             label = run_name(name, combo)
             if label in runs:
                 continue
             try:
-                runs[label] = SweepRun(label, combo, base.with_overrides(combo))
+                params = base.with_overrides(combo)
+                _check_inputs(params, checked)
+                runs[label] = SweepRun(label, combo, params)
             except (ParameterError, TypeError, ValueError) as error:
                 errors.append(f"run {label} ({format_overrides(combo)}): {error}")
         if errors:
@@ -184,7 +184,7 @@ class SweepSpec:
                 base = Parameters.from_dict(base_data)
         except (ParameterError, TypeError) as error:
             raise SweepError(f"base parameters are invalid: {error}") from None
-        grid = data.get("grid") or {}
+        grid = data.get("grid") or []
         if not isinstance(grid, (Mapping, list)):
             raise SweepError(
                 f"'grid' must be a mapping or a list of mappings, got "
@@ -205,6 +205,21 @@ class SweepSpec:
             "base": self.base.to_dict(),
             "runs": [{"run": r.name, "overrides": r.overrides} for r in self.runs],
         }
+
+
+def _check_inputs(params: Parameters, checked: dict[str, str | None]) -> None:
+    """:func:`~empo.parameters.world_options.check_world_inputs` once per distinct
+    world (``checked`` maps a world's JSON to its error, or ``None``)."""
+    world = params.world
+    key = json.dumps(world.to_dict(), sort_keys=True, default=str)
+    if key not in checked:
+        try:
+            check_world_inputs(world.name, world.options)
+            checked[key] = None
+        except ParameterError as error:
+            checked[key] = str(error)
+    if checked[key] is not None:
+        raise ParameterError(checked[key])
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -279,13 +294,10 @@ def load_sweep(path: Path | str) -> SweepSpec:
         message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"sweep file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        detail = " ".join(str(error).split())
-        raise SweepError(f"sweep file {path} is malformed: {detail}") from None
+        data = read_config_file(path, "sweep file")
+    except ParameterError as error:
+        raise SweepError(str(error)) from None
     try:
         return SweepSpec.from_dict(data or {}, base_dir=path.parent)
     except SweepError as error:

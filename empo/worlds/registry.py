@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from enum import Enum
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -63,6 +63,28 @@ _BUILDERS: dict[WorldName, str] = {
 }
 
 
+def world_builder(name: WorldName | str) -> Callable[..., Any]:
+    """The builder function of a registered world (its module is imported now).
+
+    Parameters
+    ----------
+    name
+        A :class:`WorldName` or its string value.
+
+    Raises
+    ------
+    ValueError
+        If the name is not registered; the message lists the registered names.
+    """
+    try:
+        key = WorldName(name)
+    except ValueError:
+        allowed = ", ".join(w.value for w in WorldName)
+        raise ValueError(f"unknown world {name!r}; registered worlds: {allowed}")
+    module_name, function_name = _BUILDERS[key].split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
 def build_world(name: WorldName | str, options: dict[str, Any] | None = None) -> Any:
     """Build a registered world.
 
@@ -83,14 +105,7 @@ def build_world(name: WorldName | str, options: dict[str, Any] | None = None) ->
     ValueError
         If the name is not registered; the message lists the registered names.
     """
-    try:
-        key = WorldName(name)
-    except ValueError:
-        allowed = ", ".join(w.value for w in WorldName)
-        raise ValueError(f"unknown world {name!r}; registered worlds: {allowed}")
-    module_name, function_name = _BUILDERS[key].split(":")
-    builder = getattr(importlib.import_module(module_name), function_name)
-    return builder(**(options or {}))
+    return world_builder(name)(**(options or {}))
 
 
 def compile_any(
