@@ -167,6 +167,9 @@ for name in "${!session_env[@]}"; do
 done
 
 # --- render the configuration ----------------------------------------------
+# The file in the state directory (often a volume) holds no secret: the SetEnv
+# line with the session variables (the W&B key among them) reaches sshd only
+# through a pipe, so the key lives in process environments and memory alone.
 config="$SSHD_STATE_DIR/sshd_config"
 escape() {
     local text="${1//\\/\\\\}"
@@ -182,23 +185,29 @@ escape() {
         -e "s|@AUTHORIZED_KEYS_FILE@|$(escape "$AUTHORIZED_KEYS_FILE")|g" \
         -e "s|@USER@|$SSH_USER|g" \
         "$SSHD_CONFIG_TEMPLATE" >"$config"
-    if [[ -n "$setenv_line" ]]; then
-        # sshd honours only the first SetEnv line: all variables go on one.
-        printf 'SetEnv%s\n' "$setenv_line" >>"$config"
-    fi
 )
 unknown="$(grep -v '^[[:space:]]*#' "$config" | grep -o '@[A-Z_]*@' | sort -u | tr '\n' ' ' || true)"
 if [[ -n "$unknown" ]]; then
     die "$SSHD_CONFIG_TEMPLATE has placeholders the entrypoint does not know: $unknown"
 fi
+full_config() {
+    cat "$config"
+    if [[ -n "$setenv_line" ]]; then
+        # sshd honours only the first SetEnv line: all variables go on one.
+        printf 'SetEnv%s\n' "$setenv_line"
+    fi
+}
 
 if [[ "$(id -u)" -eq 0 ]]; then
     # A root sshd separates privileges and needs its empty chroot directory.
     install -d -m 755 /run/sshd
 fi
-"$SSHD_BIN" -t -f "$config" || die "sshd rejected the rendered configuration $config."
+"$SSHD_BIN" -t -f /dev/stdin < <(full_config) ||
+    die "sshd rejected the rendered configuration $config."
 
 info "sshd listening on $SSH_LISTEN_ADDRESS:$SSH_PORT; only $SSH_USER may log in, by key."
 rm -f "$key_list"
 trap - EXIT
-exec "$SSHD_BIN" -D -e -f "$config"
+# sshd reads its configuration from standard input once, at start (sshd closes
+# every other descriptor first), and hands it to each session process itself.
+exec "$SSHD_BIN" -D -e -f /dev/stdin < <(full_config)

@@ -1,62 +1,98 @@
-"""Wall time of a 16-run exact sweep on each sweep backend.
+"""Wall time of one sweep on each sweep backend, as a user starts it from the shell.
 
-Runs a 4 beta_r x 4 seed grid of exact solves (``--world``, default ``commitment``)
-with the sequential backend, the multiprocess backend (``--workers`` spawned
-processes) and Ray started locally with ``--workers`` CPUs, each into a fresh
-temporary sweep directory with W&B disabled, and prints one line per backend::
+Writes a sweep of ``--runs`` exact runs of ``--world`` (default ``corridor``, a few
+seconds per run; ``theory.beta_r`` and ``seed`` vary) and times, ``--repeats``
+times in rotation, the whole command
 
-    python scripts/bench_sweep.py [--world menu_size] [--workers 2]
+    python -m empo sweep --config SWEEP --backend B --workers W --wandb-mode disabled
 
-Ray's start-up and shutdown are included in its time; every multiprocess run pays
-for a fresh Python process that imports torch.
+for every backend B (sequential, multiprocess with W reusable worker processes, Ray
+started locally with W CPUs), each into a fresh temporary directory: start-up,
+imports, Ray's start and shutdown are all included. Prints each backend's median,
+min and max wall time and the median of its per-round ratio to sequential::
+
+    python scripts/bench_sweep.py [--world corridor] [--runs 8] [--workers 2]
+                                  [--repeats 3] [--backends sequential multiprocess]
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from empo import Parameters
-from empo.sweep import SweepSpec, run_sweep
-from empo.sweep.backends import BACKENDS
+import yaml
+
+BACKENDS = ("sequential", "multiprocess", "ray")
+
+
+def _sweep(world: str, runs: int) -> dict:
+    """A sweep of ``runs`` exact runs: beta_r cycles through 4 values, seeds count."""
+    betas = [1.0, 2.0, 5.0, 10.0]
+    overrides = [
+        {"theory.beta_r": betas[i % len(betas)], "seed": i // len(betas)}
+        for i in range(runs)
+    ]
+    return {"name": "bench", "base": {"world": world}, "overrides": overrides}
+
+
+def _time(config: Path, backend: str, workers: int, root: Path) -> float:
+    """Seconds of one ``python -m empo sweep`` of ``config`` on ``backend``."""
+    with tempfile.TemporaryDirectory() as directory:
+        argv = [sys.executable, "-m", "empo", "sweep", "--config", str(config)]
+        argv += ["--backend", backend, "--workers", str(workers)]
+        argv += ["--output", str(Path(directory) / "out"), "--wandb-mode", "disabled"]
+        start = time.perf_counter()
+        done = subprocess.run(
+            argv + ["--no-progress"],
+            cwd=root,
+            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{backend} failed ({done.returncode}):\n{done.stderr}")
+    return wall
 
 
 def main() -> None:
-    """Parse arguments, time each backend, print the wall times."""
+    """Parse arguments, time each backend in rotation, print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--world", default="commitment")
+    parser.add_argument("--world", default="corridor")
+    parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS)
-    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    spec = SweepSpec.from_grid(
-        "bench",
-        Parameters(world=args.world, solver="exact"),
-        {"theory.beta_r": [1.0, 2.0, 5.0, 10.0], "seed": [1, 2, 3, 4]},
+    root = Path(__file__).resolve().parents[1]
+    backends = list(dict.fromkeys(["sequential", *args.backends]))
+    walls: dict[str, list[float]] = {backend: [] for backend in backends}
+    with tempfile.TemporaryDirectory() as directory:
+        config = Path(directory) / "sweep.yaml"
+        config.write_text(yaml.safe_dump(_sweep(args.world, args.runs)))
+        for _ in range(args.repeats):
+            for backend in backends:
+                walls[backend].append(_time(config, backend, args.workers, root))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"{args.runs}-run exact sweep of {args.world}, {args.repeats} rounds, "
+        f"{os.cpu_count()} cores, load average {load:.1f} at the end"
     )
-    print(f"{len(spec.runs)}-run exact sweep of {args.world}, {os.cpu_count()} cores")
-    for backend in args.backends:
-        with tempfile.TemporaryDirectory() as directory:
-            start = time.perf_counter()
-            result = run_sweep(
-                spec,
-                Path(directory) / backend,
-                backend=backend,
-                workers=args.workers,
-                wandb_mode="disabled",
-                progress=False,
-            )
-            wall = time.perf_counter() - start
-        failed = len(result.failed)
-        workers = "" if backend == "sequential" else f" ({args.workers} workers)"
-        print(f"{backend:>12}{workers:<12} {wall:7.1f} s  failed runs: {failed}")
+    print(f"{'backend':<26}{'median':>9}{'min':>9}{'max':>9}{'vs seq.':>9}")
+    for backend in backends:
+        ratios = [w / s for w, s in zip(walls[backend], walls["sequential"])]
+        label = backend if backend == "sequential" else f"{backend} ({args.workers})"
+        times = walls[backend]
+        print(
+            f"{label:<26}{statistics.median(times):8.1f}s{min(times):8.1f}s"
+            f"{max(times):8.1f}s{statistics.median(ratios):9.2f}"
+        )
 
 
 if __name__ == "__main__":

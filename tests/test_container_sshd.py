@@ -153,8 +153,14 @@ def test_session_gets_wandb_key_and_git_identity_at_run_time(
     assert lines[:3] == [WANDB_KEY, "empo", "forwarded value 42"]
     for ident in lines[3:5]:
         assert re.fullmatch(r"Ada Lovelace <ada@example\.org> \d+ [+-]\d{4}", ident)
-    config = (server.state_dir / "sshd_config").stat()
-    assert config.st_mode & 0o077 == 0, "the rendered config holds the W&B key"
+    written = [
+        path
+        for path in server.user.workdir.rglob("*")
+        if path.is_file() and WANDB_KEY.encode() in path.read_bytes()
+    ]
+    assert written == [], "the W&B key was written to a file"
+    rendered = (server.state_dir / "sshd_config").read_text().splitlines()
+    assert not [line for line in rendered if line.startswith("SetEnv")]
 
 
 def test_authorized_keys_hold_exactly_the_owner_key(

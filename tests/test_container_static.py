@@ -550,3 +550,19 @@ def test_env_template_holds_no_secret_values() -> None:
         match = re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", raw)
         if match and SECRET_NAME.search(match.group(1)):
             assert match.group(2) == "", f".env.template sets {match.group(1)}"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/container.md"])
+def test_documented_docker_runs_publish_ssh_on_loopback_only(doc: str) -> None:
+    text = (ROOT / doc).read_text(encoding="utf-8").replace("\\\n", " ")
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    runs = [
+        line
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip().startswith("docker run") and " -p " in line
+    ]
+    assert runs, f"{doc} shows no docker run that publishes a port"
+    for line in runs:
+        published = re.findall(r"-p (\S+)", line)
+        assert all(p.startswith("127.0.0.1:") for p in published), line
