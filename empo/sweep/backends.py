@@ -10,8 +10,8 @@ one process only.
     One run after the other in this process, on ``devices[0]`` if given, else on the
     run's default device (CPU).
 ``multiprocess``
-    ``workers`` reusable processes started with the ``spawn`` method
-    (:mod:`empo.sweep.pool`): each imports torch and empo once and then makes one run
+    ``workers`` reusable processes (:mod:`empo.sweep.pool`), forked from a fresh
+    ``forkserver`` process that imported torch and empo once; each makes one run
     after the other. With several GPUs, worker ``i`` pins its runs to
     ``devices[i % len(devices)]``. A process that dies without a result (killed, out
     of memory) is recorded as a failed run and replaced.

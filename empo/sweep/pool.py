@@ -1,10 +1,13 @@
 """Reusable worker processes of the ``multiprocess`` sweep backend.
 
-Each worker is a process started with the ``spawn`` method that runs
-:func:`~empo.sweep.worker.serve`: it imports torch and empo once and then executes
-one run after the other, so a sweep of short runs pays a process start per worker,
-not per run. Runs in one worker share no state that matters: every run seeds its
-generators, uses one torch thread and writes its own directory and log.
+Each worker runs :func:`~empo.sweep.worker.serve`: it executes one run after the
+other, so a sweep of short runs pays a process start per worker, not per run. Workers
+are forked from a ``forkserver`` process that imported torch and empo once (where the
+platform has one; elsewhere each worker is started with ``spawn`` and imports them
+itself). The server is a fresh interpreter, so no state of the sweep's own process
+(CUDA context, threads, torch settings) reaches a worker. Runs in one worker share no
+state that matters: every run seeds its generators, uses one torch thread and writes
+its own directory and log.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Sequence
 
 from empo.sweep.worker import RunTask, failed_row, serve
+
+
+def _start_context() -> Any:
+    """A ``forkserver`` context that preloads the worker's imports, else ``spawn``."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["empo.sweep.worker", "empo.run"])
+    return context
 
 
 @dataclass
@@ -45,7 +57,7 @@ class WorkerPool:
     """
 
     def __init__(self, size: int, devices: Sequence[str] = ()):
-        self.context = multiprocessing.get_context("spawn")
+        self.context = _start_context()
         self.size = size
         self.devices = tuple(devices)
         self.workers: list[_Worker] = []

@@ -24,7 +24,7 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 from empo.sweep.table import COMPLETED, FAILED
 from empo.utils.run_dir import RUNNING, read_metrics, run_state
@@ -238,16 +238,25 @@ def serve(connection: Connection) -> None:
         try:
             task = connection.recv()
         except EOFError:
-            return
+            task = None
         if task is None:
-            return
+            _leave()
         _redirect_output(task.log_path)
         try:
             row = execute_run(task)
         except KeyboardInterrupt:
             connection.send(("interrupted", task.name))
-            return
+            _leave()
         connection.send(("row", row))
+
+
+def _leave() -> NoReturn:
+    """End the worker at once: every run has written and closed its files, and the
+    interpreter's clean-up with torch loaded takes seconds that the sweep would
+    wait for."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _redirect_output(log_path: str) -> None:
