@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from empo.sweep.backends import BACKENDS
 from empo.sweep.runner import SPEC_NAME, run_sweep
 from empo.sweep.spec import SweepError, format_overrides, load_sweep
@@ -181,6 +183,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         if workers is None:
             workers = None if args.address else 1
         devices = args.devices.split(",") if args.devices else None
+        torch.set_num_threads(1)  # as `run` and every sweep worker: same results
         result = run_sweep(
             spec,
             args.output or Path("sweeps") / spec.name,
