@@ -43,7 +43,7 @@ MAX_THREADS = 1024
 
 def _sweep_module() -> ModuleType | None:
     try:
-        return importlib.import_module("empo.utils.sweep_cli")
+        return importlib.import_module("empo.sweep.cli")
     except ImportError:
         return None
 

@@ -12,7 +12,7 @@ import pytest
 from empo import Parameters, run_experiment
 from empo.cli import main
 from empo.utils.extras import EXTRAS, MissingExtraError, require
-from empo.utils.experiment import SweepSpec, run_sweep
+from empo.sweep import SweepSpec, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -63,6 +63,9 @@ def test_multigrid_options_are_entries_the_world_files_know(
         "action_class": "SmallActions",
         "orientations": 0,
         "stumble_probability": 0.2,
+        "solidify_probability": 0.5,
+        "enter_bush_success_prob": 0.5,
+        "can_enter_magic_walls": "e",
     }
     assert set(samples) == set(MULTIGRID_OPTIONS) - {"device", "name"}
     with caplog.at_level("WARNING"):

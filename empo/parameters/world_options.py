@@ -96,6 +96,8 @@ OPTION_BOUNDS: dict[str, Bound] = {
     "max_steps": _HORIZON,
     "horizon": _HORIZON,
     "stumble_probability": _PROBABILITY,
+    "solidify_probability": _PROBABILITY,
+    "enter_bush_success_prob": _PROBABILITY,
     "slip": _PROBABILITY,
     "walk_speed": _SPEED,
     "vehicle_speed": _SPEED,
@@ -111,23 +113,27 @@ MULTIGRID_OPTIONS: dict[str, type | tuple[type, ...] | None] = {
     "action_class": str,
     "orientations": (int, str, list),
     "stumble_probability": float,
+    "solidify_probability": float,
+    "enter_bush_success_prob": float,
+    "can_enter_magic_walls": str,
     "device": str,
     "name": str,
 }
 """Options of the built-in MultiGrid worlds (entries of their world files, plus the
 ``device`` and ``name`` of the world object) and their types; ``multigrid`` (a file
-or map string) also takes ``path``."""
+or map string) also takes ``path``, and a builder's own keywords (such as the
+``size`` of ``key_door_2h``) are added from its signature."""
 
 
 def _option_types(name: WorldName) -> dict[str, type | tuple[type, ...] | None]:
     """The options a world's builder accepts and the type of each (``None``: any)."""
     builder = world_builder(name)
+    types: dict[str, type | tuple[type, ...] | None] = {}
     if builder.__module__ == _MULTIGRID_MODULE:
-        types = dict(MULTIGRID_OPTIONS)
+        types.update(MULTIGRID_OPTIONS)
         if name is WorldName.MULTIGRID:
             types["path"] = str
-        return types
-    types: dict[str, type | tuple[type, ...] | None] = {}
+            return types
     for parameter in inspect.signature(builder).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
@@ -215,10 +221,14 @@ def check_world_inputs(name: WorldName, options: Mapping[str, Any]) -> None:
     from empo.worlds.multigrid.builtin import WORLDS_DIR
     from empo.worlds.multigrid.maps import load_config, parse_config
 
-    entries = {k: v for k, v in options.items() if k not in ("device", "name")}
-    source: Any = entries.pop("path", None)
+    entries = {k: v for k, v in options.items() if k in MULTIGRID_OPTIONS}
+    entries.pop("device", None)
+    entries.pop("name", None)
+    source: Any = options.get("path")
     if name is not WorldName.MULTIGRID:
         source = WORLDS_DIR / f"{builder.__name__}.yaml"
+        if not source.is_file():
+            return  # a map made in code: the builder checks its own keywords
     elif source is None and "map" not in entries:
         raise ParameterError(
             "world 'multigrid' needs world.options.path (a world file) or "
