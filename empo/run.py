@@ -74,7 +74,6 @@ from empo.worlds.capabilities import (
     RendersStates,
     WritesAnimations,
 )
-from empo.worlds.registry import build_world
 from empo.worlds.rows import world_model
 
 log = logging.getLogger(__name__)

@@ -221,7 +221,9 @@ def test_world_drawing_hooks_give_gif_and_heatmaps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = DrawableWorld()
-    monkeypatch.setattr("empo.run.build_world", lambda name, options: world)
+    monkeypatch.setattr(
+        "empo.parameters.world_options.build_world", lambda name, options: world
+    )
     result = run(tmp_path, run_name="drawn")
     frames = imageio.mimread(result.run_dir / "rollout.gif")
     assert len(frames) == len(result.evaluation.trajectory) == 4

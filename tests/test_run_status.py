@@ -46,7 +46,8 @@ def test_status_is_running_during_the_run_and_completed_after_wandb(
     solve = empo.run._solve
 
     def watched(params: Parameters, world: Any, *args: Any) -> Any:
-        seen["during"] = _status(args[-2])
+        run_dir = next(arg for arg in args if isinstance(arg, Path))
+        seen["during"] = _status(run_dir)
         return solve(params, world, *args)
 
     class Tracker:

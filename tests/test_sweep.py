@@ -25,7 +25,8 @@ from empo.sweep.spec import SweepError, SweepSpec, expand_grid, load_sweep, run_
 from empo.sweep.table import append_row, read_rows, write_csv
 
 BASE = Parameters(world="commitment", solver="exact")
-#: A run that passes validation and fails when solved: a world without a human.
+#: A run that passes validation and fails when solved (ValueError): a world
+#: without a human.
 BROKEN = {
     "world.name": "multigrid",
     "world.options": {"map": "We We We\nWe Ae We\nWe We We", "max_steps": 2},
@@ -236,7 +237,7 @@ def test_failed_run_is_recorded_and_the_others_finish(tmp_path: Path) -> None:
     statuses = [row["status"] for row in result.rows]
     assert statuses == ["completed", "completed", "failed"]
     failed = result.rows[2]
-    assert "no human" in failed["error"]
+    assert "ValueError" in failed["error"]
     assert failed["overrides"] == BROKEN
     log = (tmp_path / "s" / "logs" / f"{failed['run']}.log").read_text()
     assert "Traceback" in log
@@ -351,7 +352,7 @@ def test_cli_dry_run_and_summary(
     )
     captured = capsys.readouterr()
     assert code == 1
-    assert "1 failed" in captured.out and "no human" in captured.err
+    assert "1 failed" in captured.out and "ValueError" in captured.err
     assert run_sweep_command(_parse(["sweep", "--summary", str(out)])) == 0
     summary = capsys.readouterr().out
     assert "2 runs: 1 completed, 1 failed, 0 not run" in summary

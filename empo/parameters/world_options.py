@@ -62,8 +62,8 @@ class Bound:
         Whether ``low`` itself is excluded.
     """
 
-    low: float | None = None
-    high: float | None = None
+    low: int | float | None = None
+    high: int | float | None = None
     open_low: bool = False
 
     def admits(self, value: int | float) -> bool:
