@@ -2,9 +2,10 @@
 
 Each cell is two characters, cells separated by a space. Objects use the map codes of
 the world files (:mod:`empo.worlds.multigrid.maps`) where a person writing maps knows
-them: ``Kr`` a red key, ``Lr``/``Cr``/``Or`` a locked/closed/open red door, ``Bl`` a
-block, ``Ro`` a rock, ``La`` lava, ``Un`` unsteady ground, ``Gg`` a goal cell, ``..``
-empty floor; walls are ``##``. An agent is ``H`` (human) or ``R`` (robot) followed by
+them: ``Kr`` a red key (``Br`` a ball, ``Xr`` a box), ``Lr``/``Cr``/``Or`` a
+locked/closed/open red door, ``Bl`` a block, ``Ro`` a rock, ``La`` lava, ``Un``
+unsteady ground, ``Gg`` a goal cell, ``..`` empty floor; walls are ``##``; switches,
+bushes, magic walls and buttons by their map codes (not their state). An agent is ``H`` (human) or ``R`` (robot) followed by
 the direction it faces (``>``, ``v``, ``<``, ``^``), in lower case once terminated.
 Carried keys and terminated agents are listed below the map, one line each.
 """
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from jaxtyping import Int64
 from torch import Tensor
 
-from empo.worlds.multigrid.objects import COLOR_CODES, COLOR_NAMES, DoorState, Terrain
+from empo.worlds.multigrid.objects import COLOR_CODES, DoorState, Terrain
 
 if TYPE_CHECKING:
     from empo.worlds.multigrid.world import MultiGridWorld
@@ -32,6 +33,13 @@ _TERRAIN_CODE = {
     Terrain.LAVA: "La",
     Terrain.UNSTEADY: "Un",
     Terrain.DOOR: "..",
+    Terrain.SWITCH: "Sw",
+    Terrain.BUSH: "Bu",
+    Terrain.MAGIC_WALL: "Ma",
+    Terrain.KILL_BUTTON: "Kb",
+    Terrain.PAUSE_SWITCH: "Ps",
+    Terrain.DISABLING_SWITCH: "Dk",
+    Terrain.CONTROL_BUTTON: "CB",
 }
 _DOOR_LETTER = {DoorState.OPEN: "O", DoorState.CLOSED: "C", DoorState.LOCKED: "L"}
 
@@ -61,10 +69,12 @@ def draw_text(world: MultiGridWorld, state: Int64[Tensor, " dim"]) -> list[str]:
     for q in range(lay.n_push):
         cell = s[lay.push_col + q]
         grid[cell // w][cell % w] = "Bl" if q < lay.n_blocks else "Ro"
-    for j, (_, _, color) in enumerate(spec.keys):
+    pickables = [("K", c) for *_, c in spec.keys] + [("B", c) for *_, c in spec.balls]
+    pickables += [("X", c) for *_, c in spec.boxes]
+    for j, (letter, color) in enumerate(pickables):
         cell = s[lay.key_col + j]
         if cell >= 0:
-            grid[cell // w][cell % w] = "K" + _COLOR_LETTER[color]
+            grid[cell // w][cell % w] = letter + _COLOR_LETTER[color]
     notes = []
     for i, name in enumerate(world.agents):
         pos, direction, dead, carry = s[1 + 4 * i : 5 + 4 * i]
@@ -73,8 +83,8 @@ def draw_text(world: MultiGridWorld, state: Int64[Tensor, " dim"]) -> list[str]:
             direction
         ]
         if carry >= 0:
-            color = COLOR_NAMES[int(lay.key_color[carry])]
-            notes.append(f"{name} carries K{_COLOR_LETTER[color]}")
+            letter, color = pickables[carry]
+            notes.append(f"{name} carries {letter}{_COLOR_LETTER[color]}")
         if dead:
             notes.append(f"{name} terminated")
     return [" ".join(row) for row in grid] + notes
