@@ -23,6 +23,7 @@ import time
 import torch
 
 from empo.worlds.compiler import compile_world
+from empo.envs import keys
 from empo.worlds.multigrid.env import MultiGridEnv
 from empo.worlds.multigrid.world import MultiGridWorld
 from empo.worlds.registry import build_world
@@ -62,12 +63,13 @@ def bench_env(
     env = MultiGridEnv(world, batch_size=batch, device=device, seed=0)
     td = env.reset()
     gen = torch.Generator(device=device).manual_seed(0)
-    shape = (batch, len(world.agents))
     n_actions = len(world.action_names[0])
     steps, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds or steps < 3:
-        actions = torch.randint(0, n_actions, shape, device=device, generator=gen)
-        td.set(("agents", "action"), actions)
+        for group in (keys.HUMANS, keys.ROBOTS):
+            shape = td[group, keys.ACTION_MASK].shape[:-1]
+            actions = torch.randint(0, n_actions, shape, device=device, generator=gen)
+            td.set((group, keys.ACTION), actions)
         td = env.step_and_maybe_reset(td)[1]
         steps += 1
     _sync(device)

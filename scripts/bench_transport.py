@@ -21,6 +21,7 @@ from empo.exact.solve import solve
 from empo.parameters.theory import TheoryParameters
 from empo.worlds.transport.builtin import large, small
 from empo.worlds.transport.encoder import TransportGraphEncoder
+from empo.envs import keys
 from empo.worlds.transport.env import TransportEnv
 
 
@@ -86,9 +87,12 @@ def bench_sampling(batch: int, steps: int) -> None:
     td = env.reset()
     start = time.perf_counter()
     for _ in range(steps):
-        mask = td["action_mask"].flatten(0, 1).double()
-        actions = torch.multinomial(mask, 1, generator=generator).reshape(batch, -1)
-        td["action"] = actions
+        for group in (keys.HUMANS, keys.ROBOTS):
+            mask = td[group, keys.ACTION_MASK]
+            draw = torch.multinomial(
+                mask.flatten(0, 1).double(), 1, generator=generator
+            )
+            td[group, keys.ACTION] = draw.reshape(mask.shape[:-1])
         td = env.step_and_maybe_reset(td)[1]
     seconds = time.perf_counter() - start
     print(

@@ -1,8 +1,9 @@
 """Optional abilities of a world object, as protocols checked with ``isinstance``.
 
-Beyond :class:`~empo.worlds.base.WorldModel`, a world may draw its states (as a
-picture or as text), describe them in words, write its own animations or draw a map of
-the humans' power. ``run.py`` and the run summary ask for an ability through these protocols, never by attribute name.
+Beyond :class:`~empo.worlds.base.WorldModel`, a world may draw one successor directly,
+draw its states (as a picture or as text), describe them in words, write its own
+animations or draw a map of the humans' power. Callers ask for an ability through
+these protocols, never by attribute name.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+import torch
 from jaxtyping import Float, Int64
 from torch import Tensor
 
@@ -19,6 +21,7 @@ __all__ = [
     "DrawsPowerMaps",
     "DrawsText",
     "RendersStates",
+    "SamplesSuccessors",
     "WritesAnimations",
 ]
 
@@ -68,3 +71,17 @@ class DrawsPowerMaps(Protocol):
     ) -> np.ndarray:
         """Per map cell, ``W_h`` of ``human`` were it there, other things as in
         ``reference_state``."""
+
+
+@runtime_checkable
+class SamplesSuccessors(Protocol):
+    """A world that draws one successor per row itself, with exactly the
+    probabilities of its ``transitions`` (faster than enumerating them)."""
+
+    def sample(
+        self,
+        states: Int64[Tensor, "batch dim"],
+        actions: Int64[Tensor, "batch agent"],
+        generator: torch.Generator | None = None,
+    ) -> Int64[Tensor, "batch dim"]:
+        """One successor row per (state, per-agent action) pair."""

@@ -18,7 +18,8 @@ def test_check_env_specs_and_rollout() -> None:
     assert (
         rollout["next", "done"][:, 5].all() and not rollout["next", "done"][:, 4].any()
     )
-    assert rollout["agents", "position"].shape == (4, 8, 2, 2)
+    assert rollout["humans", "position"].shape == (4, 8, 1, 2)
+    assert rollout["robots", "dead"].shape == (4, 8, 1)
     assert rollout["grid"].shape == (4, 8, 4, 5, 3)
 
 
@@ -26,9 +27,11 @@ def test_seeded_sampling_is_reproducible() -> None:
     def run(seed: int) -> torch.Tensor:
         env = MultiGridEnv(unsteady(), batch_size=16, seed=seed)
         td = env.reset()
-        td["agents", "action"] = torch.full((16, 2), 3)
+        td["humans", "action"] = torch.full((16, 1), 3)
+        td["robots", "action"] = torch.full((16, 1), 3)
         td = env.step_mdp(env.step(td))  # the human steps onto unsteady ground
-        td["agents", "action"] = torch.full((16, 2), 3)
+        td["humans", "action"] = torch.full((16, 1), 3)
+        td["robots", "action"] = torch.full((16, 1), 3)
         return env.step(td)["next", "state"]
 
     assert torch.equal(run(1), run(1))
@@ -40,11 +43,11 @@ def test_reward_is_goal_membership_and_render() -> None:
         map="We We We We\nWe Ay .. We\nWe We We We", action_class="SmallActions"
     )
     env = MultiGridEnv(world, batch_size=2, seed=0)
-    td = env.reset(env.reset().set("goal", torch.tensor([[1], [0]])))
-    td["agents", "action"] = torch.tensor([[3], [0]])
+    td = env.reset(env.reset().set(("humans", "goal"), torch.tensor([[1], [0]])))
+    td["humans", "action"] = torch.tensor([[3], [0]])
     out = env.step(td)["next"]
-    assert out["reward"].tolist() == [[1.0], [1.0]]
-    assert out["agents", "position"].tolist() == [[[2, 1]], [[1, 1]]]
+    assert out["humans", "reward"].tolist() == [[[1.0]], [[1.0]]]
+    assert out["humans", "position"].tolist() == [[[2, 1]], [[1, 1]]]
     frames = env.render(out)
     assert frames.shape == (2, 72, 96, 3) and frames.dtype == np.uint8
 

@@ -39,7 +39,8 @@ def test_transport_env_seeding_reproduces() -> None:
 def test_transport_env_partial_reset() -> None:
     env = TransportEnv(small(), batch_size=(2,))
     td = env.reset()
-    td["action"] = torch.tensor([[1, 0], [1, 0]])
+    td["robots", "action"] = torch.tensor([[1], [1]])
+    td["humans", "action"] = torch.tensor([[0], [0]])
     td = env.step(td)["next"]
     td["_reset"] = torch.tensor([[True], [False]])
     out = env.reset(td)
@@ -55,7 +56,8 @@ def test_transport_env_sampling_matches_explicit_probabilities() -> None:
     td = env.reset()
     board = 1 + world.network.max_out_degree
     actions = torch.tensor([board, board, board, 1])
-    td["action"] = actions.expand(n, -1).clone()
+    td["humans", "action"] = actions[:3].expand(n, -1).clone()
+    td["robots", "action"] = actions[3:].expand(n, -1).clone()
     sampled = env.step(td)["next", "state"]
     successors, probs = world.transitions(world.initial_states(), actions.unsqueeze(0))
     match = (sampled.unsqueeze(1) == successors[0].unsqueeze(0)).all(-1)
@@ -74,7 +76,11 @@ def test_transport_env_steps_follow_explicit_support() -> None:
     env = TransportEnv(world, batch_size=(32,), seed=3)
     rollout = env.rollout(5, break_when_any_done=False)
     states = rollout["state"].reshape(-1, world.state_dim)
-    actions = rollout["action"].reshape(states.shape[0], -1)
+    humans = rollout["humans", "action"].reshape(states.shape[0], -1)
+    robots = rollout["robots", "action"].reshape(states.shape[0], -1)
+    actions = torch.zeros(states.shape[0], len(world.agents), dtype=torch.long)
+    actions[:, list(world.humans)] = humans
+    actions[:, list(world.robots)] = robots
     nxt = rollout["next", "state"].reshape(-1, world.state_dim)
     successors, probs = world.transitions(states, actions)
     hit = ((successors == nxt.unsqueeze(1)).all(-1) & (probs > 0)).any(1)
@@ -100,7 +106,8 @@ def test_transport_env_long_edges_stay_in_spec() -> None:
     assert int(world.drive_steps.max()) == 9
     env = TransportEnv(world, batch_size=(4,))
     td = env.reset()
-    td["action"] = torch.tensor([[0, 1]] * 4)
+    td["humans", "action"] = torch.tensor([[0]] * 4)
+    td["robots", "action"] = torch.tensor([[1]] * 4)
     state = env.step(td)["next", "state"]
     assert state[0].tolist() == [1, 0, -1, 0, -1, 0, 0, 8]
     assert env.observation_spec["state"].is_in(state)
