@@ -183,7 +183,9 @@ def robot_marginal(
     return marginal.reshape(*batch, -1)
 
 
-def _horizon(world: CompiledWorld, horizon: int | None) -> int:
+def horizon_of(world: CompiledWorld, horizon: int | None) -> int:
+    """``horizon`` if given, else the height of ``s_0`` (acyclic) or
+    :data:`CYCLIC_HORIZON`."""
     if horizon is not None:
         return horizon
     if world.height is None:
@@ -262,6 +264,71 @@ def propagate(
     return torch.stack(out)
 
 
+@dataclass
+class ExpectedCourse:
+    """Exact expectations over time from ``s_0`` under a joint policy.
+
+    Attributes
+    ----------
+    distribution
+        ``[step, state]`` state distributions ``d_0, ..., d_horizon``.
+    alive
+        ``[step]`` probability that the episode has not ended.
+    w_h
+        ``[step, human]`` expected ``W_h`` (eq. 10) given that it has not.
+    u_r
+        ``[step]`` expected ``U_r`` (eq. 8; ended episodes contribute 0).
+    discounted_return
+        ``Σ_t γ_r^t E[U_r(s_t)]`` plus the discounted terminal values.
+    """
+
+    distribution: Float[Tensor, "step state"]
+    alive: Float[Tensor, " step"]
+    w_h: Float[Tensor, "step human"]
+    u_r: Float[Tensor, " step"]
+    discounted_return: float
+
+
+def expected_course(
+    world: CompiledWorld,
+    joint_policy: Float[Tensor, "state joint"],
+    x_h: Float[Tensor, "state human"],
+    u_r: Float[Tensor, " state"],
+    horizon: int,
+    gamma_r: float,
+    terminal_v_r: float,
+) -> ExpectedCourse:
+    """Propagate the state distribution from ``s_0`` (:func:`propagate`) and take
+    the expected power, robot reward and discounted return per step.
+
+    Parameters
+    ----------
+    world
+        The compiled world.
+    joint_policy
+        ``[state, joint]`` probabilities of joint actions.
+    x_h, u_r
+        ``X_h`` (eq. 7) and ``U_r`` (eq. 8) per state.
+    horizon
+        Number of steps.
+    gamma_r, terminal_v_r
+        Robot discount and terminal value (eqs. 4 and 9).
+    """
+    w_h = power_bits(x_h)
+    d = propagate(world, joint_policy, horizon)
+    live_mass = d * (~world.terminal)
+    alive = live_mass.sum(dim=1)
+    weighted_w = torch.where(live_mass[:, :, None] > 0, w_h[None], 0.0)
+    w_expected = (live_mass[:, :, None] * weighted_w).sum(dim=1) / alive[:, None]
+    w_expected = torch.where(alive[:, None] > 0, w_expected, math.nan)
+    u_masked = torch.where(live_mass > 0, u_r[None], 0.0)
+    u_expected = (live_mass * u_masked).sum(dim=1)
+    terminal_mass = (d * world.terminal).sum(dim=1)
+    discounts = gamma_r ** torch.arange(horizon + 1, dtype=d.dtype, device=d.device)
+    discounted = float((discounts * (u_expected + terminal_v_r * terminal_mass)).sum())
+    return ExpectedCourse(d, alive, w_expected, u_expected, discounted)
+
+
 def _sample(
     world: CompiledWorld,
     joint_policy: Float[Tensor, "state joint"],
@@ -338,7 +405,7 @@ def evaluate(
     x_h = solution.phase2["x_h"]
     u_r = solution.phase2["u_r"]
     w_h = power_bits(x_h)
-    horizon = _horizon(world, evaluation.horizon)
+    horizon = horizon_of(world, evaluation.horizon)
     s0 = world.initial_state
     humans = tuple(world.agents[h] for h in world.humans)
 
@@ -352,17 +419,7 @@ def evaluate(
         for row in per_agent.tolist()
     ]
 
-    d = propagate(world, joint, horizon)
-    live_mass = d * (~world.terminal)
-    alive = live_mass.sum(dim=1)
-    weighted_w = torch.where(live_mass[:, :, None] > 0, w_h[None], 0.0)
-    w_expected = (live_mass[:, :, None] * weighted_w).sum(dim=1) / alive[:, None]
-    w_expected = torch.where(alive[:, None] > 0, w_expected, math.nan)
-    u_masked = torch.where(live_mass > 0, u_r[None], 0.0)
-    u_expected = (live_mass * u_masked).sum(dim=1)
-    terminal_mass = (d * world.terminal).sum(dim=1)
-    discounts = gamma_r ** torch.arange(horizon + 1, dtype=d.dtype, device=d.device)
-    discounted = float((discounts * (u_expected + terminal_v_r * terminal_mass)).sum())
+    course = expected_course(world, joint, x_h, u_r, horizon, gamma_r, terminal_v_r)
 
     pi_r_s0 = robot_marginal(world, joint[s0])
     sampled: dict[str, float] = {}
@@ -387,12 +444,12 @@ def evaluate(
         trajectory_actions=step_actions,
         w_h_trajectory=w_h[index].cpu(),
         u_r_trajectory=torch.where(live, u_r[index], nan).cpu(),
-        alive=alive.cpu(),
-        w_h_expected=w_expected.cpu(),
-        u_r_expected=u_expected.cpu(),
+        alive=course.alive.cpu(),
+        w_h_expected=course.w_h.cpu(),
+        u_r_expected=course.u_r.cpu(),
         robot_policy_s0=dict(zip(robot_action_names(world), pi_r_s0.tolist())),
         v_r_s0=float(solution.phase2["v_r"][s0]),
-        discounted_return=discounted,
+        discounted_return=course.discounted_return,
         sampled=sampled,
     )
 

@@ -21,7 +21,10 @@ where it is written. A run directory holds:
 ``power_over_time.png``, ``robot_policy_s0.png``
     plots; ``power_heatmap_<human>.png`` and ``rollout.gif`` when the world can draw;
 ``comparison.json``
-    learned-vs-exact errors (solver ``"both"``);
+    learned-vs-exact errors (solver ``"both"``), and under ``"policy"`` the exact
+    evaluation of the learned robot's policy next to the exact robot's
+    (:func:`empo.analysis.policy_report`: ``V_r(s0)``, expected ``W_h`` over time,
+    largest per-state errors over states visited with probability ≥ 1e-3);
 
 A world that cannot be enumerated (``phase1.world_access`` resolving to
 ``"sampled"``, :class:`empo.learning.data.RowData`) gets no table-based plots: its
@@ -46,6 +49,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from empo.analysis import compare, policy_report
 from empo.evaluation import Evaluation, evaluate, json_number, most_likely_rollout
 from empo.parameters import Parameters, SolverKind
 from empo.parameters.world_options import build_checked_world
@@ -134,17 +138,6 @@ def _learned_train() -> Any:
             f"empo.learning.train, which cannot be imported: {error}"
         ) from None
     return train
-
-
-def _compare() -> Any:
-    try:
-        from empo.analysis import compare
-    except ImportError as error:
-        raise NotImplementedError(
-            "solver 'both' needs empo.analysis.compare, which cannot be imported: "
-            f"{error}"
-        ) from None
-    return compare
 
 
 def _flat_numbers(prefix: str, data: Any) -> dict[str, Any]:
@@ -320,7 +313,7 @@ def _solve(
         if tables is not None:
             save_solution(tables, run_dir / "solution_learned.pt", *saving)
     if params.solver is SolverKind.BOTH:
-        data = _compare()(tables, exact)
+        data = {**compare(tables, exact), "policy": policy_report(learned, exact)}
         _write_json(run_dir / "comparison.json", data)
         metrics.update(_flat_numbers("comparison", data))
     return exact, learned

@@ -14,7 +14,6 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-import empo.analysis
 import empo.exact
 import empo.learning
 from empo import Parameters, RunResult, run_experiment
@@ -144,18 +143,20 @@ def test_both_solvers_write_the_comparison(
         kwargs["logger"]({"phase1/loss": 0.5}, 1)
         return solve(world, params.theory)
 
-    def fake_compare(learned: Any, exact: Any) -> dict[str, float]:
-        diff = (learned.phase2["v_r"] - exact.phase2["v_r"]).abs().max()
-        return {"v_r": float(diff), "pi_r": 0.0}
-
     monkeypatch.setattr(empo.learning, "train", fake_train, raising=False)
-    monkeypatch.setattr(empo.analysis, "compare", fake_compare)
     result = run(
         tmp_path, Parameters(world="commitment", solver="both"), run_name="both"
     )
     comparison = json.loads((result.run_dir / "comparison.json").read_text())
-    assert comparison == {"v_r": 0.0, "pi_r": 0.0}
+    assert comparison["v_r"] == 0.0 and comparison["pi_r"] == 0.0
     assert result.metrics["comparison/v_r"] == 0.0
+    policy = comparison["policy"]
+    v_r_s0 = float(result.solution.phase2["v_r"][0])
+    assert policy["v_r_s0"] == {"robot": v_r_s0, "exact": v_r_s0}
+    curves = policy["w_h_expected"]["human"]
+    assert curves["robot"] == curves["exact"]
+    assert max(e["error"] for e in policy["largest_errors"].values()) == 0.0
+    assert result.metrics["comparison/policy/v_r_s0/robot"] == v_r_s0
     assert calls["run_dir"] == result.run_dir and calls["progress"] is False
     assert calls["exact"] is result.solution
     assert (result.run_dir / "solution_learned.pt").is_file()
@@ -320,8 +321,9 @@ def test_learned_and_both_solvers_end_to_end(tmp_path: Path) -> None:
     assert not (learned.run_dir / "solution.pt").exists()
     both = run(tmp_path, params.with_overrides({"solver": "both"}), run_name="both")
     comparison = json.loads((both.run_dir / "comparison.json").read_text())
-    assert {"v_r", "pi_r", "x_h"} <= set(comparison)
+    assert {"v_r", "pi_r", "x_h", "policy"} <= set(comparison)
     assert both.metrics["comparison/pi_r"] == comparison["pi_r"]
+    assert comparison["policy"]["v_r_s0"]["exact"] == both.metrics["v_r_s0"]
     assert both.solution is not both.learned  # the exact solution is evaluated
     assert both.metrics["solution_sha256"] == run(tmp_path).metrics["solution_sha256"]
 

@@ -14,6 +14,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from empo.solution import SolutionTables
 from empo.worlds.compiled import CompiledWorld
 
 __all__ = ["compare", "visitation"]
@@ -95,18 +96,18 @@ def _tv(
     return float((w * _per_state(diff, valid)).sum() / w.sum().clamp_min(1e-300))
 
 
-def compare(learned: Any, exact: Any, discount: float = 1.0) -> dict[str, float]:
+def compare(
+    learned: SolutionTables, exact: SolutionTables, discount: float = 1.0
+) -> dict[str, float]:
     """Errors of a learned solution against the exact one on the exact visitation.
 
     Parameters
     ----------
     learned
-        A solution with ``phase1`` (``pi_h``, ``v_m``) and ``phase2`` (``pi_r``,
-        ``v_e``, ``x_h``, ``v_r``) on the same compiled world, e.g.
-        :class:`empo.learning.LearnedSolution`.
+        A solution laid out on the same compiled world (``learned.tabulate(world)``
+        of any :class:`~empo.solution.Solution`).
     exact
-        The exact :class:`~empo.exact.ExactSolution` (with ``world`` and
-        ``joint_policy()``).
+        The exact :class:`~empo.exact.ExactSolution`.
     discount
         Discount of the visit counts (see :func:`visitation`).
 

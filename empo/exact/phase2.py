@@ -52,8 +52,12 @@ def phase2_chunk(
     table_e: Float[Tensor, "successor human_goal"],
     table_r: Float[Tensor, " successor"],
     ids: Int64[Tensor, " chunk"],
+    robot_policy: Float[Tensor, "state robot_action"] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``(Q_r, pi_r, V^e_h, X_h, U_r, V_r)`` of the states ``ids``, eqs. (4)-(9).
+
+    With ``robot_policy`` given, ``pi_r`` is that policy instead of eq. (5) (policy
+    evaluation: eqs. 4 and 6-9 under any robot policy).
 
     Parameters
     ----------
@@ -70,6 +74,8 @@ def phase2_chunk(
         ``[successor]`` values ``V_r`` there (may be ``-inf``).
     ids
         Non-terminal state ids.
+    robot_policy
+        ``[state, robot_action]`` a fixed robot policy, or ``None`` for eq. (5).
     """
     L, H, G = len(ids), layout.num_humans, layout.num_goals
     A_r = layout.num_robot_actions
@@ -86,7 +92,10 @@ def phase2_chunk(
         q_r = theory.gamma_r * expected_r
     else:
         q_r = torch.zeros_like(expected_r)
-    pi_r = robot_policy_of(q_r, robot_mask, theory)
+    if robot_policy is None:
+        pi_r = robot_policy_of(q_r, robot_mask, theory)
+    else:
+        pi_r = torch.index_select(robot_policy, 0, ids)
     after_robot = layout.expected_after_robot(table_e, succ, prob, pi_r)
     after_robot = after_robot.view(L, *layout.human_sizes, H, G)
     v_e = torch.zeros(L, H, G, dtype=prob.dtype, device=prob.device)
@@ -113,8 +122,13 @@ def solve_phase2(
     chunk_size: int,
     tolerance: float,
     max_iterations: int,
+    robot_policy: Float[Tensor, "state robot_action"] | None = None,
 ) -> Phase2Result:
     """Solve eqs. (4)-(9) for all states given the phase-1 policies ``pi_h``.
+
+    With ``robot_policy`` (``[state, robot_action]``, rows of terminal states
+    ignored) the robot plays that policy instead of eq. (5): the result is the exact
+    evaluation of eqs. (4) and (6)-(9) under it.
 
     Acyclic worlds are solved level by level; cyclic worlds by synchronous value
     iteration of ``(V_r, V^e_h)`` until ``max |Delta V^e| <= tolerance`` and
@@ -146,7 +160,9 @@ def solve_phase2(
     def run(
         ids: Tensor, table_e: Tensor, table_r: Tensor, out_v_e: Tensor, out_v_r: Tensor
     ) -> None:
-        q, p, e, x, u, v = phase2_chunk(layout, theory, pi_h, table_e, table_r, ids)
+        q, p, e, x, u, v = phase2_chunk(
+            layout, theory, pi_h, table_e, table_r, ids, robot_policy
+        )
         for out, value in zip(
             (q_r, pi_r, out_v_e, x_h, u_r, out_v_r), (q, p, e, x, u, v)
         ):
