@@ -147,14 +147,15 @@ def train(args: argparse.Namespace, exact: ExactSolution) -> ProbabilisticActor:
     advantage = GAE(
         gamma=theory.gamma_r, lmbda=0.95, value_network=critic, average_gae=True
     )
-    advantage.set_keys(
-        value=VALUE,
-        reward=keys.ROBOT_REWARD,
-        done=(keys.ROBOTS, keys.DONE),
-        terminated=(keys.ROBOTS, keys.TERMINATED),
-        advantage=(keys.ROBOTS, "advantage"),
-        value_target=(keys.ROBOTS, "value_target"),
-    )
+    robot_keys = {
+        "value": VALUE,
+        "reward": keys.ROBOT_REWARD,
+        "done": (keys.ROBOTS, keys.DONE),
+        "terminated": (keys.ROBOTS, keys.TERMINATED),
+        "advantage": (keys.ROBOTS, "advantage"),
+        "value_target": (keys.ROBOTS, "value_target"),
+    }
+    advantage.set_keys(**robot_keys)
     loss = ClipPPOLoss(
         actor,
         critic,
@@ -162,16 +163,7 @@ def train(args: argparse.Namespace, exact: ExactSolution) -> ProbabilisticActor:
         entropy_coeff=args.entropy,
         normalize_advantage=False,
     )
-    loss.set_keys(
-        action=keys.ROBOT_ACTION,
-        sample_log_prob=LOG_PROB,
-        value=VALUE,
-        reward=keys.ROBOT_REWARD,
-        done=(keys.ROBOTS, keys.DONE),
-        terminated=(keys.ROBOTS, keys.TERMINATED),
-        advantage=(keys.ROBOTS, "advantage"),
-        value_target=(keys.ROBOTS, "value_target"),
-    )
+    loss.set_keys(action=keys.ROBOT_ACTION, sample_log_prob=LOG_PROB, **robot_keys)
     optimiser = torch.optim.Adam(loss.parameters(), lr=args.lr)
     buffer = ReplayBuffer(
         storage=LazyTensorStorage(args.frames_per_batch),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 from jaxtyping import Float, Int64
+from tensordict import NestedKey
 from tensordict.nn import (
     InteractionType,
     ProbabilisticTensorDictModule,
@@ -113,8 +114,19 @@ class RobotParts(nn.Module):
         return self.parts[joint]
 
 
-def _interaction(deterministic: bool) -> InteractionType:
-    return InteractionType.MODE if deterministic else InteractionType.RANDOM
+def _categorical(
+    probs: NestedKey, action: NestedKey, deterministic: bool
+) -> ProbabilisticTensorDictModule:
+    """A categorical draw (or its mode) of ``action`` from the probabilities at
+    ``probs``."""
+    return ProbabilisticTensorDictModule(
+        in_keys={"probs": probs},
+        out_keys=[action],
+        distribution_class=torch.distributions.Categorical,
+        default_interaction_type=(
+            InteractionType.MODE if deterministic else InteractionType.RANDOM
+        ),
+    )
 
 
 def robot_policy(
@@ -136,12 +148,7 @@ def robot_policy(
         TensorDictModule(
             RobotProbs(solution), in_keys=[keys.STATE], out_keys=[keys.ROBOT_PROBS]
         ),
-        ProbabilisticTensorDictModule(
-            in_keys={"probs": keys.ROBOT_PROBS},
-            out_keys=[keys.ROBOT_JOINT_ACTION],
-            distribution_class=torch.distributions.Categorical,
-            default_interaction_type=_interaction(deterministic),
-        ),
+        _categorical(keys.ROBOT_PROBS, keys.ROBOT_JOINT_ACTION, deterministic),
         TensorDictModule(
             RobotParts(world),
             in_keys=[keys.ROBOT_JOINT_ACTION],
@@ -178,12 +185,7 @@ def human_policy(
             in_keys=in_keys,
             out_keys=[keys.HUMAN_PROBS],
         ),
-        ProbabilisticTensorDictModule(
-            in_keys={"probs": keys.HUMAN_PROBS},
-            out_keys=[keys.HUMAN_ACTION],
-            distribution_class=torch.distributions.Categorical,
-            default_interaction_type=_interaction(deterministic),
-        ),
+        _categorical(keys.HUMAN_PROBS, keys.HUMAN_ACTION, deterministic),
     )
 
 
