@@ -7,8 +7,10 @@ humans' ``"goal"``), each step observes:
 
 * ``"grid"`` ``[*B, rows, cols, 3]``: per cell, the terrain code, the occupant (0 none,
   then one code per kind of movable object in state-column order, then ``k + i`` for
-  agent ``i``, see :meth:`MultiGridEnv.occupant_codes`) and the door state (3 where
-  there is no door);
+  agent ``i``, see :meth:`MultiGridEnv.occupant_codes`) and the state of the door or
+  fixture there (a door's open/closed/locked; a bush's trampled, a magic wall's
+  enterable, a kill button's enabled, a pause switch's on, a control button's enabled
+  flag; 3 where there is none);
 * ``"time"`` ``[*B, 1]``;
 * in each group, per agent: ``"position"`` ``[.., 2]`` (x, y), ``"direction"``,
   ``"carrying"`` (index of the carried object or -1) and ``"dead"`` (1 once
@@ -31,6 +33,7 @@ from torchrl.data import Bounded
 
 from empo.envs import keys
 from empo.envs.world_env import WorldEnv
+from empo.worlds.multigrid.objects import Terrain
 from empo.worlds.multigrid.world import MultiGridWorld
 
 
@@ -72,17 +75,31 @@ class MultiGridEnv(WorldEnv):
     def _object_columns(self) -> list[tuple[str, slice]]:
         """``(kind, state columns holding the cells of that kind's objects)``."""
         lay = self.layout
-        push = lay.push_col
+        ball, push = lay.key_col + lay.n_keys, lay.push_col
         return [
-            ("key", slice(lay.key_col, push)),
+            ("key", slice(lay.key_col, ball)),
+            ("ball", slice(ball, lay.box_col)),
+            ("box", slice(lay.box_col, push)),
             ("block", slice(push, push + lay.n_blocks)),
-            ("rock", slice(push + lay.n_blocks, push + lay.n_push)),
+            ("rock", slice(push + lay.n_blocks, lay.push_end)),
+        ]
+
+    def _fixture_columns(self) -> list[tuple[Terrain, int, int]]:
+        """``(terrain, state column of the first such fixture's state, columns per
+        fixture)`` of the fixtures whose state the grid shows."""
+        lay = self.layout
+        return [
+            (Terrain.BUSH, lay.bush_col, 1),
+            (Terrain.MAGIC_WALL, lay.magic_col, 1),
+            (Terrain.KILL_BUTTON, lay.kill_col, 1),
+            (Terrain.PAUSE_SWITCH, lay.pause_col, 2),
+            (Terrain.CONTROL_BUTTON, lay.control_col, 4),
         ]
 
     def _observation_specs(self) -> dict[str, Any]:
         b, lay = self.batch_size, self.layout
         span = max(lay.width, lay.height) - 1
-        top = self.occupant_codes()["agent"] + lay.n_agents
+        top = max(self.occupant_codes()["agent"] + lay.n_agents, max(Terrain), 3)
         carried = max(lay.push_col - lay.key_col - 1, 0)
 
         def agent_specs(n: int) -> dict[str, Bounded]:
@@ -115,16 +132,25 @@ class MultiGridEnv(WorldEnv):
         occupant[rows, pos] = codes["agent"] + torch.arange(
             n_agents, device=self.device
         )
+        terrain = lay.terrain[:cells].expand(batch, cells)
         door = lay.door_of_cell[:cells].expand(batch, cells)
-        door_state = torch.full_like(door, 3)
+        fixture_state = torch.full_like(door, 3)
         if lay.n_doors:
-            door_state = torch.where(
-                door >= 0, states.gather(1, lay.door_col + door.clamp(min=0)), 3
-            )
-        grid = torch.stack(
-            [lay.terrain[:cells].expand(batch, cells), occupant[:, :cells], door_state],
-            dim=-1,
-        ).view(batch, lay.height, w, 3)
+            column = lay.door_col + door.clamp(min=0)
+            fixture_state = torch.where(door >= 0, states.gather(1, column), 3)
+        index = lay.fixture_of_cell[:cells].expand(batch, cells)
+        for kind, first, stride in self._fixture_columns():
+            here = (terrain == kind) & (index >= 0)
+            if bool(here.any()):
+                column = (first + stride * index.clamp(min=0)).clamp(
+                    max=lay.state_dim - 1
+                )
+                fixture_state = torch.where(
+                    here, states.gather(1, column), fixture_state
+                )
+        grid = torch.stack([terrain, occupant[:, :cells], fixture_state], dim=-1).view(
+            batch, lay.height, w, 3
+        )
         per_agent = {
             "position": torch.stack([pos % w, pos // w], dim=-1),
             "direction": states[:, 2 : 2 + 4 * n_agents : 4],

@@ -6,6 +6,8 @@ from torchrl.envs.utils import check_env_specs
 
 from empo.worlds.multigrid.builtin import corridor, from_file, unsteady
 from empo.worlds.multigrid.env import MultiGridEnv
+from empo.worlds.multigrid.objects import Terrain
+from empo.worlds.registry import build_world
 
 
 def test_check_env_specs_and_rollout() -> None:
@@ -55,6 +57,19 @@ def test_reward_is_goal_membership_and_render() -> None:
 def test_grid_observation_encodes_objects() -> None:
     env = MultiGridEnv(corridor(), batch_size=1)
     grid = env.reset()["grid"][0]
-    assert grid[1, 1].tolist() == [0, 4, 3]  # empty floor, agent 0, no door
-    assert grid[1, 5].tolist() == [0, 5, 3]
+    agent = env.occupant_codes()["agent"]
+    assert grid[1, 1].tolist() == [0, agent, 3]  # empty floor, agent 0, no door
+    assert grid[1, 5].tolist() == [0, agent + 1, 3]
     assert grid[0, 0].tolist() == [1, 0, 3]  # wall
+
+
+def test_grid_shows_fixture_states() -> None:
+    """The kill button of off_switch: terrain code and its enabled flag."""
+    env = MultiGridEnv(build_world("off_switch"), batch_size=1)
+    td = env.reset()
+    lay = env.layout
+    grid, state = td["grid"][0].reshape(-1, 3), td["state"][0]
+    cell = int((lay.terrain[: lay.cells] == Terrain.KILL_BUTTON).nonzero()[0])
+    assert grid[cell, 0] == Terrain.KILL_BUTTON
+    assert grid[cell, 2] == state[lay.kill_col + lay.fixture_of_cell[cell]]
+    assert env.observation_spec["grid"].is_in(td["grid"])
