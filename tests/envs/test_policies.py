@@ -170,11 +170,13 @@ def test_a_learned_solution_exports_the_same_policies() -> None:
     )
     torch.manual_seed(7)
     rollout = env.rollout(10, joint_policy(learned, env.base_env.world))
-    pi_r = learned.phase2["pi_r"][learned.world.initial_state]
+    tables = learned.tabulate()
+    s0 = tables.world.initial_state
+    pi_r = tables.phase2["pi_r"][s0]
     stat, df = _chi2(rollout[keys.ROBOT_ACTION][:, 0, 0], pi_r)
     assert df >= 1 and stat < CHI2[df]
     reward = rollout["next", keys.ROBOT_REWARD][:, 0, 0, 0]
-    assert torch.allclose(reward, learned.phase2["u_r"][0].float().expand(512))
+    assert torch.allclose(reward, tables.phase2["u_r"][s0].float().expand(512))
     robot = robot_policy(learned, env.base_env.world, deterministic=True)
     td = robot(env.reset())
     assert td[keys.ROBOT_JOINT_ACTION].tolist() == [int(pi_r.argmax())] * 512
