@@ -269,7 +269,8 @@ def successor_keys(
 
     With ``merge``, repeated successors of a base are merged (probabilities
     summed) into its leading columns. Entries of probability 0 have key
-    :data:`SENTINEL`. Also returns the bases' successor rows (merged order).
+    :data:`SENTINEL`. Also returns the rows of the bases' successors (merged
+    order), those of probability 0 replaced by the first successor (a valid row).
     """
     if len(expansion.base_state) == 0:
         empty = rows.new_zeros(0, 1)
@@ -284,8 +285,9 @@ def successor_keys(
         keys, probabilities, source = merge_outcomes(keys, probabilities)
         width = max(int((probabilities > 0).sum(dim=1).max()), 1)
         keys, probabilities = keys[:, :width], probabilities[:, :width]
+        source = torch.where(probabilities > 0, source[:, :width], source[:, :1])
         pairs = torch.arange(len(keys), device=keys.device)[:, None]
-        successor_rows = successor_rows[pairs, source[:, :width]]
+        successor_rows = successor_rows[pairs, source]
     else:
         keys = keys.masked_fill(probabilities <= 0, SENTINEL)
     keys = keys.index_select(0, expansion.variant_base)
@@ -520,8 +522,15 @@ class StateLayers:
         """
         value = self.layer_values(keys, rows)
         ids = torch.empty_like(keys)
-        for layer_value in value.unique().tolist():
-            chosen = torch.nonzero(value == layer_value).flatten()
+        if len(keys) == 0:
+            return ids
+        lowest, highest = (int(x) for x in torch.aminmax(value))
+        targets = [lowest] if lowest == highest else value.unique().tolist()
+        for layer_value in targets:
+            if lowest == highest:
+                chosen = torch.arange(len(keys), device=keys.device)
+            else:
+                chosen = torch.nonzero(value == layer_value).flatten()
             part = rows.index_select(0, chosen) if rows is not None else None
             index = self.layer_index(layer_value)
             if index not in held:
@@ -550,7 +559,13 @@ def _distinct(
 ) -> tuple[Tensor, Tensor | None]:
     """Sorted distinct keys (and one row each); equal keys must mean equal rows."""
     if rows is None:
-        return torch.unique(keys), None
+        if keys.device.type != "cpu":
+            return torch.unique(keys), None
+        ordered = np.sort(keys.numpy())
+        new = np.empty(len(ordered), dtype=bool)
+        new[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+        return torch.from_numpy(ordered[new]), None
     unique, inverse = torch.unique(keys, return_inverse=True)
     first = torch.full_like(unique, len(keys)).scatter_reduce_(
         0, inverse, torch.arange(len(keys), device=keys.device), "amin"
@@ -702,6 +717,8 @@ def enumerate_layers(
                 model, batch, expansion, codec, merge=False
             )
             positive = probabilities > 0
+            if not bool(positive.any()):
+                continue
             layers.max_outcomes = max(
                 layers.max_outcomes, int(positive.sum(dim=1).max())
             )
@@ -716,16 +733,20 @@ def enumerate_layers(
                 found_rows = base_rows.index_select(0, expansion.variant_base)
                 found_rows = found_rows[positive]
                 successor_layer = found_rows[:, column]
-            if bool((successor_layer <= value).any()):
+            lowest, highest = (int(x) for x in torch.aminmax(successor_layer))
+            if lowest <= value:
                 raise ValueError(
-                    f"a transition from layer {value} leads to layer "
-                    f"{int(successor_layer.min())}: layer column {column} must grow "
-                    "with every step"
+                    f"a transition from layer {value} leads to layer {lowest}: "
+                    f"layer column {column} must grow with every step"
                 )
-            for target in successor_layer.unique().tolist():
-                chosen = successor_layer == target
-                part_rows = found_rows[chosen] if found_rows is not None else None
-                part, part_rows = _distinct(found[chosen], part_rows)
+            targets = [lowest] if lowest == highest else successor_layer.unique()
+            for target in [int(t) for t in targets]:
+                if lowest == highest:
+                    part, part_rows = _distinct(found, found_rows)
+                else:
+                    chosen = successor_layer == target
+                    part_rows = None if found_rows is None else found_rows[chosen]
+                    part, part_rows = _distinct(found[chosen], part_rows)
                 entry = pending.setdefault(target, _Pending())
                 entry.add(part, part_rows)
                 reader.setdefault(target, index)

@@ -260,6 +260,10 @@ def _enumerate_unique(
     still = kinds.index(ActionKind.STILL)
     batch, n = actions.shape
     device = states.device
+    kind = lay.action_kinds[actions]
+    if not bool(((kind == ActionKind.LEFT) | (kind == ActionKind.RIGHT)).any()):
+        # no turns to factor out (e.g. the canonical actions of action_effects)
+        return _enumerate_chunk(lay, states, actions)
     if batch <= 1:
         base, turn = _effective(lay, states, actions, still)
         base, turn = _keep_exact(lay, states, actions, base, turn)
