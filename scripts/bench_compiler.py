@@ -3,7 +3,10 @@
 Compiles three worlds and prints a markdown table: states, joint actions, wall-clock
 seconds (best of ``--repeats``), states per second, (state, joint action) pairs per
 second, and the seconds spent inside the model's own ``transitions`` (so that the
-compiler's share is the difference):
+compiler's share is the difference); then the same for the layered enumeration
+(:func:`empo.worlds.layers.enumerate_layers`: packed keys, distinct action effects,
+no tables) and for :func:`empo.worlds.compiler.compile_layers` (tables built from
+the enumerated layers):
 
 * ``key_door``: the built-in MultiGrid world (49 joint actions);
 * ``transport``: the small ferry world with 3 humans, 2 seats and horizon 12;
@@ -27,7 +30,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from empo.worlds.compiler import compile_world
+from empo.worlds.compiler import compile_layers, compile_world
+from empo.worlds.layers import enumerate_layers
 from empo.worlds.random_world import random_layered_world
 from empo.worlds.table_model import TableModel
 
@@ -108,6 +112,30 @@ def main() -> None:
             f"| {seconds:.3f} | {world.num_states / seconds:,.0f} "
             f"| {pairs / seconds:,.0f} | {in_model:.3f} |"
         )
+        for label, run in (("layered", _layered), ("compile_layers", _tables)):
+            seconds, in_model = min(run(model) for _ in range(args.repeats))
+            print(
+                f"| {name} ({label}) | {world.num_states} "
+                f"| {world.num_joint_actions} | {seconds:.3f} "
+                f"| {world.num_states / seconds:,.0f} | {pairs / seconds:,.0f} "
+                f"| {in_model:.3f} |"
+            )
+
+
+def _layered(model: object) -> tuple[float, float]:
+    """Seconds of the layered enumeration and inside ``transitions``."""
+    timed = TimedModel(model)
+    started = time.perf_counter()
+    enumerate_layers(timed)
+    return time.perf_counter() - started, timed.seconds
+
+
+def _tables(model: object) -> tuple[float, float]:
+    """Seconds of the layered enumeration plus :func:`compile_layers`."""
+    timed = TimedModel(model)
+    started = time.perf_counter()
+    compile_layers(timed, enumerate_layers(timed))
+    return time.perf_counter() - started, timed.seconds
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def _research(directory: Path, python: str, steps: int, out: Path) -> tuple:
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     phases = [float(x) for x in re.findall(r"computed in ([0-9.]+) seconds", text)]
-    states = int(re.findall(r"States: (\d+)", text)[0])
+    states = int(re.findall(r"States: ([0-9,]+)", text)[0].replace(",", ""))
     return states, sum(phases), wall
 
 
