@@ -1,13 +1,14 @@
 """Benchmark of the layered exact solver on the 3-agent key-and-door world.
 
 For each horizon of ``key_door_2h`` (two humans and a robot, 7 actions each: 343
-joint actions), a fresh process enumerates the states layer by layer and solves
+joint actions; ``--world`` picks another registered world), a fresh process enumerates the states layer by layer and solves
 both phases (:func:`empo.exact.layered.solve_layered`, per-state values written to
 ``.npy`` files in a temporary directory), under an address-space limit
 (``--memory-limit-gib``). It prints a markdown table: states, layers, largest layer,
 enumeration seconds, the seconds of the backward pass spent regenerating
 transitions and in the phase-1 and phase-2 kernels, states per second of each, the
-total, and the peak resident memory.
+total, the peak resident memory, and what the in-memory solver would need
+(:func:`~empo.worlds.budget.in_memory_bytes_per_state`).
 
 ``--research DIR`` also times the public research code (mensch72/empo, a checkout
 in ``DIR`` run with ``--research-python``) on its ``key_bearer`` world for the
@@ -42,7 +43,8 @@ import torch
 torch.set_num_threads(1)
 from empo.exact.layered import solve_layered
 from empo.utils.memory import peak_rss_gib
-from empo.worlds.layers import enumerate_layers
+from empo.worlds.budget import in_memory_bytes_per_state
+from empo.worlds.layers import enumerate_layers, world_size
 from empo.worlds.registry import build_world
 world = build_world(sys.argv[2], json.loads(sys.argv[3]))
 dtype = getattr(torch, sys.argv[4])
@@ -52,7 +54,9 @@ with tempfile.TemporaryDirectory() as directory:
     solution = solve_layered(world, layers=layers, dtype=dtype, directory=directory)
 seconds = dict(solution.seconds)
 seconds["total"] = time.perf_counter() - started
-print(json.dumps(dict(
+size = world_size(world, layers.max_outcomes, dtype.itemsize)
+in_memory = layers.num_states * in_memory_bytes_per_state(size) / 2**30
+print(json.dumps(dict(in_memory_gib=in_memory,
     states=layers.num_states, layers=len(layers.keys), largest=max(layers.sizes),
     seconds=seconds, peak_rss_gib=peak_rss_gib(),
 )))
@@ -80,19 +84,22 @@ def _layered_table(args: argparse.Namespace) -> None:
     print(
         "| horizon | states | layers | largest layer | enumeration s | transitions s "
         "| phase 1 s | phase 2 s | total s | enumeration states/s | phase 1 states/s "
-        "| phase 2 states/s | peak RSS GiB | load |"
+        "| phase 2 states/s | peak RSS GiB | in-memory estimate GiB | load |"
     )
-    print("|" + "---:|" * 14)
+    print("|" + "---:|" * 15)
     for horizon in [int(h) for h in args.horizons.split(",")]:
-        options = {"size": args.size, "max_steps": horizon}
-        result = _ours("key_door_2h", options, args.memory_limit_gib, args.dtype)
+        options = {"max_steps": horizon}
+        if args.world == "key_door_2h":
+            options["size"] = args.size
+        result = _ours(args.world, options, args.memory_limit_gib, args.dtype)
         s, n = result["seconds"], result["states"]
         print(
             f"| {horizon} | {n:,} | {result['layers']} | {result['largest']:,} "
             f"| {s['enumeration']:.1f} | {s['transitions']:.1f} | {s['phase1']:.1f} "
             f"| {s['phase2']:.1f} | {s['total']:.1f} "
             f"| {n / s['enumeration']:,.0f} | {n / s['phase1']:,.0f} "
-            f"| {n / s['phase2']:,.0f} | {result['peak_rss_gib']:.2f} | {_load()} |",
+            f"| {n / s['phase2']:,.0f} | {result['peak_rss_gib']:.2f} "
+            f"| {result['in_memory_gib']:.1f} | {_load()} |",
             flush=True,
         )
 
@@ -145,6 +152,7 @@ def main() -> None:
     """Parse arguments and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--horizons", default="6,8,10")
+    parser.add_argument("--world", default="key_door_2h")
     parser.add_argument("--size", type=int, default=3)
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--memory-limit-gib", type=float, default=12.0)
