@@ -80,9 +80,13 @@ def chunk_states(model: Any, outcomes: int, item: int, budget: int) -> int:
 
 @dataclass
 class _Values:
-    """Successor values of one solved layer: eq. (1)/(6) targets and ``V_r``."""
+    """Successor values of one solved layer: eq. (1)/(6) targets and ``V_r``.
 
-    target_m: Float[Tensor, "n human_goal"]
+    ``target_m`` has one more row, of ``+inf`` (read by disallowed robot actions in
+    eq. 1), so that a single held layer is a successor table without a copy.
+    """
+
+    target_m: Float[Tensor, "n_plus_one human_goal"]
     target_e: Float[Tensor, "n human_goal"]
     v_r: Float[Tensor, " n"]
 
@@ -252,11 +256,11 @@ def _targets(
 ) -> _Values:
     """Successor values of states with values ``v_m``, ``v_e``, ``v_r``."""
     gamma = ctx.theory.gamma_h
-    return _Values(
-        goal_backup(member, v_m, gamma).flatten(1),
-        goal_backup(member, v_e, gamma).flatten(1),
-        v_r,
-    )
+    target_m = torch.empty(len(v_r) + 1, v_m[0].numel(), dtype=ctx.dtype)
+    target_m = target_m.to(ctx.device)
+    target_m[:-1] = goal_backup(member, v_m, gamma).flatten(1)
+    target_m[-1] = math.inf
+    return _Values(target_m, goal_backup(member, v_e, gamma).flatten(1), v_r)
 
 
 def _held_tables(
@@ -268,11 +272,12 @@ def _held_tables(
         offsets[index] = start
         start += len(held[index].v_r)
     parts = [held[index] for index in readers]
-    target_m = torch.cat([p.target_m for p in parts])
-    inf = torch.full_like(target_m[:1], math.inf)
+    if len(parts) == 1:
+        return offsets, parts[0].target_m, parts[0].target_e, parts[0].v_r
+    target_m = [p.target_m[:-1] for p in parts] + [parts[0].target_m[-1:]]
     return (
         offsets,
-        torch.cat([target_m, inf]),
+        torch.cat(target_m),
         torch.cat([p.target_e for p in parts]),
         torch.cat([p.v_r for p in parts]),
     )
@@ -417,8 +422,7 @@ class LayeredSolution:
             for name in ("v_m", "v_e", "v_r")
         }
         values = _targets(ctx, member, read["v_m"], read["v_e"], read["v_r"])
-        inf = torch.full_like(values.target_m[:1], math.inf)
-        return inverse, torch.cat([values.target_m, inf]), values.target_e, values.v_r
+        return inverse, values.target_m, values.target_e, values.v_r
 
     def robot_probs(self, states: Int64[Tensor, "batch dim"]) -> Tensor:
         """``pi_r(s)`` over joint robot actions (eq. 5); 0 at terminal states."""

@@ -280,6 +280,10 @@ def successor_keys(
     )
     successor_rows = successor_rows.to(torch.int64)
     probabilities = probabilities.to(torch.float64)
+    used = torch.nonzero((probabilities > 0).any(dim=0)).flatten()
+    if 0 < len(used) < probabilities.shape[1]:
+        successor_rows = successor_rows.index_select(1, used)
+        probabilities = probabilities.index_select(1, used)
     keys = codec.keys(successor_rows)
     if merge:
         keys, probabilities, source = merge_outcomes(keys, probabilities)
