@@ -51,8 +51,6 @@ from empo.worlds.registry import compile_any
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
 
 def exact_budget(params: Parameters) -> StateBudget:
     """The :class:`~empo.worlds.budget.StateBudget` of ``params.exact``."""
@@ -116,7 +114,9 @@ def plan_exact(
         chunk_bytes=CHUNK_BYTES,
         stored=floats_per_state(stored, layer_sizes(world)),
     )
-    item = torch.empty((), dtype=DTYPES[params.exact.dtype]).element_size()
+    item = torch.empty(
+        (), dtype=getattr(torch, params.exact.dtype.value)
+    ).element_size()
     size = world_size(world, layers.max_outcomes, item)
     needed = layers.num_states * in_memory_bytes_per_state(size)
     layered = method is ExactMethod.LAYERED or not budget.fits(needed)
@@ -137,7 +137,7 @@ def compile_planned(
     world: Any, plan: ExactPlan, params: Parameters, device: torch.device
 ) -> CompiledWorld:
     """The compiled world for the in-memory solver, within the run's budget."""
-    dtype = DTYPES[params.exact.dtype]
+    dtype = getattr(torch, params.exact.dtype.value)
     if plan.layers is not None:
         return compile_layers(world, plan.layers, dtype=dtype).to(device=device)
     if isinstance(world, CompiledWorld) or hasattr(world, "compile"):
@@ -168,7 +168,7 @@ def solve_layered_run(
         params.theory,
         layers=plan.layers,
         device=device,
-        dtype=DTYPES[params.exact.dtype],
+        dtype=getattr(torch, params.exact.dtype.value),
         directory=directory,
         outputs=params.exact.outputs,
         progress=progress,

@@ -29,7 +29,6 @@ import logging
 import math
 import time
 
-import numpy as np
 import torch
 from jaxtyping import Float, Int64
 from torch import Tensor
@@ -43,6 +42,7 @@ from empo.worlds.layers import (
     expand,
     merge_outcomes,
     per_agent_actions,
+    searchsorted,
     successor_keys,
     world_size,
 )
@@ -50,15 +50,6 @@ from empo.worlds.layers import (
 logger = logging.getLogger(__name__)
 
 _CHUNKS = ("pair", "ids", "probs", "edge_src", "edge_dst", "mask", "goal", "term")
-
-
-def _searchsorted(
-    sorted_keys: Int64[Tensor, " m"], keys: Int64[Tensor, " n"]
-) -> Int64[Tensor, " n"]:
-    """Left insertion points of ``keys`` in ``sorted_keys`` (NumPy's is faster on CPU)."""
-    if sorted_keys.device.type == "cpu":
-        return torch.from_numpy(np.searchsorted(sorted_keys.numpy(), keys.numpy()))
-    return torch.searchsorted(sorted_keys, keys)
 
 
 def _check_same_rows(
@@ -249,7 +240,7 @@ class _Enumeration:
         self, keys: Int64[Tensor, " n"], rows: Int64[Tensor, "n dim"]
     ) -> Int64[Tensor, " n"]:
         """Ids of known keys; unknown keys become candidates ``-1 - index``."""
-        position = _searchsorted(self.known_keys, keys)
+        position = searchsorted(self.known_keys, keys)
         position = position.clamp(max=len(self.known_keys) - 1)
         found = self.known_keys.index_select(0, position) == keys
         known = torch.where(found, self.key_order.index_select(0, position), -1)
@@ -306,9 +297,9 @@ class _Enumeration:
             fresh = new_ids.index_select(0, candidate).view_as(ids)
             ids.copy_(torch.where(ids < 0, fresh, ids))
         device = keys.device
-        new_position = _searchsorted(self.known_keys, keys)
+        new_position = searchsorted(self.known_keys, keys)
         new_position += torch.arange(len(keys), device=device)
-        old_position = _searchsorted(keys, self.known_keys)
+        old_position = searchsorted(keys, self.known_keys)
         old_position += torch.arange(len(self.known_keys), device=device)
         total = len(self.known_keys) + len(keys)
         merged_keys = torch.empty(total, dtype=torch.int64, device=device)
@@ -467,26 +458,52 @@ def _assemble(
     successors = successors.view(num_states, num_joint, width)
     probabilities = probabilities.view(num_states, num_joint, width)
     empty = table.new_zeros(0)
+    height = height_from_edges(
+        torch.cat([empty, *chunks["edge_src"]]),
+        torch.cat([empty, *chunks["edge_dst"]]),
+        num_states,
+    )
+    return _compiled(
+        model,
+        (successors, probabilities, torch.cat(chunks["mask"])),
+        torch.cat(chunks["term"]),
+        torch.cat(chunks["goal"]),
+        height,
+        initial_state,
+        table.clone(),
+    )
+
+
+def _compiled(
+    model: WorldModel,
+    transitions: tuple[Tensor, Tensor, Tensor],
+    terminal: Tensor,
+    goal: Tensor,
+    height: Tensor | None,
+    initial_state: int,
+    table: Tensor,
+) -> CompiledWorld:
+    """A compiled world from its tensors: ``transitions`` are the successors,
+    probabilities and action masks, ``goal`` is ``[state, human, goal]``."""
+    successors, probabilities, mask = transitions
     return CompiledWorld(
         agents=tuple(model.agents),
         humans=tuple(model.humans),
         robots=tuple(model.robots),
         action_names=tuple(tuple(names) for names in model.action_names),
-        action_mask=torch.cat(chunks["mask"]),
+        action_mask=mask,
         successors=successors,
         probabilities=probabilities,
-        terminal=torch.cat(chunks["term"]),
-        goal_membership=torch.cat(chunks["goal"]).permute(1, 2, 0).contiguous(),
-        goal_weights=model.goal_weights.to(device=device, dtype=dtype),
-        goal_names=tuple(tuple(names) for names in model.goal_names),
-        height=height_from_edges(
-            torch.cat([empty, *chunks["edge_src"]]),
-            torch.cat([empty, *chunks["edge_dst"]]),
-            num_states,
+        terminal=terminal,
+        goal_membership=goal.permute(1, 2, 0).contiguous(),
+        goal_weights=model.goal_weights.to(
+            device=successors.device, dtype=probabilities.dtype
         ),
+        goal_names=tuple(tuple(names) for names in model.goal_names),
+        height=height,
         initial_state=initial_state,
         rest_action=tuple(model.rest_action),
-        state_table=table.clone(),
+        state_table=table,
     )
 
 
@@ -579,22 +596,14 @@ def compile_layers(
             probabilities[low:high] > 0, height[successors[low:high]], -1
         )
         height[low:high] = (below.flatten(1).amax(dim=1) + 1).clamp(min=0)
-    world = CompiledWorld(
-        agents=tuple(model.agents),
-        humans=tuple(model.humans),
-        robots=tuple(model.robots),
-        action_names=tuple(tuple(names) for names in model.action_names),
-        action_mask=torch.cat(parts["mask"]),
-        successors=successors,
-        probabilities=probabilities,
-        terminal=terminal,
-        goal_membership=torch.cat(parts["goal"]).permute(1, 2, 0).contiguous(),
-        goal_weights=model.goal_weights.to(device=device, dtype=dtype),
-        goal_names=tuple(tuple(names) for names in model.goal_names),
-        height=height,
-        initial_state=layers.offsets[layers.initial_layer] + layers.initial_position,
-        rest_action=tuple(model.rest_action),
-        state_table=table,
+    world = _compiled(
+        model,
+        (successors, probabilities, torch.cat(parts["mask"])),
+        terminal,
+        torch.cat(parts["goal"]),
+        height,
+        layers.offsets[layers.initial_layer] + layers.initial_position,
+        table,
     )
     seconds = time.perf_counter() - started + layers.seconds
     world.metadata["compile_seconds"] = seconds
