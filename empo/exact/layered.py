@@ -191,29 +191,43 @@ def _solve_chunk(
     if not codec.exact:
         live_rows = base_rows.index_select(0, expansion.variant_base)[live]
     found, table_m, table_e, table_r = tables(keys[live], live_rows)
-    ids = torch.zeros(keys.shape[0] + 1, keys.shape[1], dtype=torch.int64)
-    ids = ids.to(ctx.device)
-    ids[:-1][live] = found
-    probabilities = torch.cat(
-        [probabilities, probabilities.new_zeros(1, keys.shape[1])]
-    ).to(ctx.dtype)
+    ids = torch.zeros_like(keys)
+    ids[live] = found
+    width = keys.shape[1]
     slot = expansion.slot
     if ctx.joint_order is not None:
         slot = slot.index_select(1, ctx.joint_order)
-    slot = slot.masked_fill(slot < 0, len(ids) - 1)
+    first = torch.searchsorted(
+        expansion.variant_state, torch.arange(len(rows) + 1, device=ctx.device)
+    ).tolist()
     ctx.seconds["transitions"] += time.perf_counter() - started
     parts: dict[str, list[Tensor]] = {}
     for low in range(0, len(rows), chunk):
         high = min(low + chunk, len(rows))
-        part = slot[low:high].flatten()
-        shape = (high - low, slot.shape[1], ids.shape[1])
+        begin, end = first[low], first[high]
+        # the chunk's successors, gathered once per (variant, outcome) from the
+        # layer's tables into small tables its kernels then read
+        rows_of = ids[begin:end].flatten()
+        local_m = table_m.index_select(0, rows_of)
+        local_m = torch.cat([local_m, table_m[-1:]])
+        local_e = table_e.index_select(0, rows_of)
+        local_r = table_r.index_select(0, rows_of)
+        dead = end - begin
+        part = slot[low:high] - begin
+        part = part.masked_fill_((part < 0) | (part >= dead), dead).flatten()
+        own = torch.arange(dead * width, device=ctx.device).view(dead, width)
+        own = torch.cat([own, own.new_zeros(1, width)])
+        chance = torch.cat(
+            [probabilities[begin:end], probabilities.new_zeros(1, width)]
+        ).to(ctx.dtype)
+        shape = (high - low, slot.shape[1], width)
         world = ctx.chunk_world(
             rows[low:high],
-            ids.index_select(0, part).view(shape),
-            probabilities.index_select(0, part).view(shape),
+            own.index_select(0, part).view(shape),
+            chance.index_select(0, part).view(shape),
             expansion.mask[low:high],
         )
-        for name, value in _kernels(ctx, world, table_m, table_e, table_r).items():
+        for name, value in _kernels(ctx, world, local_m, local_e, local_r).items():
             parts.setdefault(name, []).append(value)
     return {name: torch.cat(values) for name, values in parts.items()}
 
