@@ -126,11 +126,11 @@ class LayeredStore:
             return
         row = values[0].numel() * values.element_size() if len(values) else 0
         with open(self.path(name), "r+b") as handle:
-            os.pwrite(
-                handle.fileno(),
-                values.numpy().tobytes(),
-                self._offsets[name] + start * row,
-            )
+            data = memoryview(values.numpy()).cast("B")
+            offset = self._offsets[name] + start * row
+            while len(data):
+                written = os.pwrite(handle.fileno(), data, offset)
+                data, offset = data[written:], offset + written
 
     def read(self, name: str, ids: Int64[Tensor, " n"]) -> Tensor:
         """Rows ``ids`` of a quantity, as a CPU tensor."""
