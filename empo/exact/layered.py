@@ -8,10 +8,12 @@ to a later layer) need neither:
 1. :func:`~empo.worlds.layers.enumerate_layers` lists the reachable states as sorted
    packed keys per layer (8 bytes a state);
 2. one backward pass, last layer first, regenerates each layer's transitions from the
-   world model, chunk by chunk (only distinct action effects are computed,
+   world model, block by block (only distinct action effects are computed,
    :func:`~empo.worlds.layers.expand`), finds the successors in the later layers by
-   their keys, and runs phase 1 (eqs. 1-3) and then phase 2 (eqs. 4-9) on the chunk
-   with the in-memory solver's own per-chunk kernels
+   their keys, gathers each chunk's successor values once per distinct effect and
+   outcome into small tables (so that the kernels' per-joint-action reads stay in
+   the caches), and runs phase 1 (eqs. 1-3) and then phase 2 (eqs. 4-9) on the
+   chunk with the in-memory solver's own per-chunk kernels
    (:func:`~empo.exact.phase1.phase1_chunk`, :func:`~empo.exact.phase2.phase2_chunk`):
    phase 2 at a state needs only that state's ``pi_h`` and its successors' values,
    so both phases share one pass;
