@@ -1,14 +1,17 @@
 """Benchmark of the layered exact solver on the 3-agent key-and-door world.
 
 For each horizon of ``key_door_2h`` (two humans and a robot, 7 actions each: 343
-joint actions; ``--world`` picks another registered world), a fresh process enumerates the states layer by layer and solves
-both phases (:func:`empo.exact.layered.solve_layered`, per-state values written to
-``.npy`` files in a temporary directory), under an address-space limit
-(``--memory-limit-gib``). It prints a markdown table: states, layers, largest layer,
-enumeration seconds, the seconds of the backward pass spent regenerating
-transitions and in the phase-1 and phase-2 kernels, states per second of each, the
-total, the peak resident memory, and what the in-memory solver would need
-(:func:`~empo.worlds.budget.in_memory_bytes_per_state`).
+joint actions; ``--world`` picks another registered world), a fresh process
+enumerates the states layer by layer, keeping every base's successors on disk
+(:class:`~empo.worlds.transition_cache.TransitionCache`), and solves both phases
+(:func:`empo.exact.layered.solve_layered`, per-state values written to ``.npy``
+files in a temporary directory), under an address-space limit
+(``--memory-limit-gib``). It prints a markdown table: states, layers, largest
+layer, enumeration seconds, the seconds of the backward pass spent on transitions
+(expansion, reading the kept successors, key look-ups) and in the phase-1 and
+phase-2 kernels, states per second of each, the total, the peak resident memory,
+what the in-memory solver would need
+(:func:`~empo.worlds.budget.in_memory_bytes_per_state`) and the load average.
 
 ``--research DIR`` also times the public research code (mensch72/empo, a checkout
 in ``DIR`` run with ``--research-python``) on its ``key_bearer`` world for the
@@ -16,7 +19,7 @@ in ``DIR`` run with ``--research-python``) on its ``key_bearer`` world for the
 ratio of the seconds per state. That needs the research code's dependencies and is
 not part of the test suite.
 
-Runs with one torch thread. Example::
+Runs with one torch thread (``--threads``); ``--log`` shows each layer. Example::
 
     python scripts/bench_layered.py --horizons 8,11,14 --size 3
 """
@@ -36,12 +39,15 @@ from pathlib import Path
 import torch
 
 _CHILD = """
-import json, resource, sys, tempfile, time
+import json, logging, resource, sys, tempfile, time
 limit = int(float(sys.argv[1]) * 2**30)
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+if sys.argv[6] == "1":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 import torch
-torch.set_num_threads(1)
+torch.set_num_threads(int(sys.argv[5]))
 from empo.exact.layered import solve_layered
+from empo.worlds.transition_cache import TransitionCache
 from empo.utils.memory import peak_rss_gib
 from empo.worlds.budget import in_memory_bytes_per_state
 from empo.worlds.layers import enumerate_layers, world_size
@@ -49,8 +55,9 @@ from empo.worlds.registry import build_world
 world = build_world(sys.argv[2], json.loads(sys.argv[3]))
 dtype = getattr(torch, sys.argv[4])
 started = time.perf_counter()
-layers = enumerate_layers(world)
 with tempfile.TemporaryDirectory() as directory:
+    cache = TransitionCache(directory + "/transitions")
+    layers = enumerate_layers(world, cache=cache)
     solution = solve_layered(world, layers=layers, dtype=dtype, directory=directory)
 seconds = dict(solution.seconds)
 seconds["total"] = time.perf_counter() - started
@@ -68,15 +75,20 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
 
 
-def _ours(name: str, options: dict, limit: float, dtype: str) -> dict:
-    """Run one solve in a fresh process and return its measurements."""
+def _ours(
+    name: str, options: dict, limit: float, dtype: str, threads: int = 1, log=False
+) -> dict:
+    """Run one solve in a fresh process and return its measurements (its log,
+    with ``log``, goes to our standard error)."""
+    command = [sys.executable, "-c", _CHILD, str(limit), name, json.dumps(options)]
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(limit), name, json.dumps(options), dtype],
-        capture_output=True,
+        command + [dtype, str(threads), "1" if log else "0"],
+        stdout=subprocess.PIPE,
+        stderr=None if log else subprocess.PIPE,
         text=True,
     )
     if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
+        raise RuntimeError(f"{name} {options} failed: {(done.stderr or '')[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -91,7 +103,14 @@ def _layered_table(args: argparse.Namespace) -> None:
         options = {"max_steps": horizon}
         if args.world == "key_door_2h":
             options["size"] = args.size
-        result = _ours(args.world, options, args.memory_limit_gib, args.dtype)
+        result = _ours(
+            args.world,
+            options,
+            args.memory_limit_gib,
+            args.dtype,
+            args.threads,
+            args.log,
+        )
         s, n = result["seconds"], result["states"]
         print(
             f"| {horizon} | {n:,} | {result['layers']} | {result['largest']:,} "
@@ -156,11 +175,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=3)
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--memory-limit-gib", type=float, default=12.0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--log", action="store_true", help="per-layer progress on standard error"
+    )
     parser.add_argument("--research", default=None)
     parser.add_argument("--research-python", default=sys.executable)
     parser.add_argument("--research-steps", default="3,4")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     print(f"load average at start: {_load()}\n")
     if args.horizons:
         _layered_table(args)

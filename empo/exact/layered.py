@@ -35,8 +35,9 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from jaxtyping import Float, Int64
@@ -60,7 +61,9 @@ from empo.worlds.layers import (
     expand,
     per_agent_actions,
     successor_keys,
+    variant_successors,
 )
+from empo.worlds.transition_cache import TransitionCache
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +175,11 @@ Tables = tuple[Int64[Tensor, " n"], Tensor, Tensor, Tensor]
 
 
 def _solve_chunk(
-    ctx: _Context, rows: Int64[Tensor, "n dim"], tables: Any, chunk: int
+    ctx: _Context,
+    rows: Int64[Tensor, "n dim"],
+    tables: Any,
+    chunk: int,
+    cached: Callable[[int], tuple[Tensor, Tensor]] | None = None,
 ) -> dict[str, Tensor]:
     """Both phases at non-terminal ``rows`` from their successors' values.
 
@@ -181,13 +188,24 @@ def _solve_chunk(
     rows)`` receives the live successors' keys (and rows, for hashed keys) and
     returns :data:`Tables`: their rows in the successor tables, the eq. (1) targets
     (ending with a row of ``+inf``, read by disallowed robot actions), the eq. (6)
-    targets and ``V_r``. Returns every quantity of
+    targets and ``V_r``. ``cached(bases)``, where given, returns the next bases'
+    successor keys and probabilities kept by the enumeration
+    (:meth:`~empo.worlds.transition_cache.TransitionCache.take`) instead of
+    calling the world model. Returns every quantity of
     :data:`~empo.exact.layered_store.QUANTITY_AXES`.
     """
     codec = ctx.layers.codec
     started = time.perf_counter()
     expansion = expand(ctx.model, rows, ctx.per_agent, codec, slots=True)
-    keys, probabilities, base_rows = successor_keys(ctx.model, rows, expansion, codec)
+    if cached is not None:
+        base_keys, base_probabilities = cached(len(expansion.base_state))
+        keys, probabilities = variant_successors(
+            base_keys.to(ctx.device), base_probabilities.to(ctx.device), expansion
+        )
+    else:
+        keys, probabilities, base_rows = successor_keys(
+            ctx.model, rows, expansion, codec
+        )
     live = probabilities > 0
     live_rows = None
     if not codec.exact:
@@ -503,6 +521,9 @@ def solve_layered(
         Theory parameters (default: the paper's recommendation).
     layers
         The world's enumerated layers, if already known (else enumerated here).
+        Successors they keep (``layers.transitions``, see
+        :func:`~empo.worlds.layers.enumerate_layers`) are read instead of
+        regenerated, and deleted once read.
     budget
         State and memory budget, checked during enumeration.
     device, dtype
@@ -536,8 +557,45 @@ def solve_layered(
     device = torch.device(device) if device is not None else torch.device("cpu")
     if layers is None:
         layers = enumerate_layers(
-            world, budget=budget, device=device, chunk_bytes=chunk_bytes
+            world,
+            budget=budget,
+            device=device,
+            chunk_bytes=chunk_bytes,
+            cache=TransitionCache(),
         )
+    cache, layers.transitions = layers.transitions, None
+    try:
+        return _backward(
+            world,
+            theory,
+            layers,
+            cache,
+            device,
+            dtype,
+            directory,
+            names,
+            chunk_bytes,
+            progress,
+        )
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _backward(
+    world: Any,
+    theory: TheoryParameters,
+    layers: StateLayers,
+    cache: TransitionCache | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    directory: str | Path | None,
+    names: tuple[str, ...],
+    chunk_bytes: int,
+    progress: bool,
+) -> LayeredSolution:
+    """The backward pass of :func:`solve_layered` over enumerated ``layers``
+    (successors read from ``cache`` where given, else regenerated)."""
     started = time.perf_counter()
     ctx = _Context(
         model=world,
@@ -575,12 +633,17 @@ def solve_layered(
                     ids = ctx.layers.find(keys, found, held_at)
                     return ids, table_m, table_e, table_r
 
+                cached = None if cache is None else partial(cache.take, index)
                 for ids in torch.split(live, block):
-                    values = _solve_chunk(ctx, rows.index_select(0, ids), tables, chunk)
+                    values = _solve_chunk(
+                        ctx, rows.index_select(0, ids), tables, chunk, cached
+                    )
                     for name in names:
                         out[name].index_copy_(0, ids, values[name].to(dtype))
                     bar.update(len(ids))
             bar.update(len(rows) - len(live))
+            if cache is not None:
+                cache.drop(index)
             held[index] = _targets(ctx, member, out["v_m"], out["v_e"], out["v_r"])
             for name in names:
                 store.write(name, offsets[index], out[name])

@@ -32,10 +32,10 @@ from torch import Tensor
 from empo.utils.memory import rss_gib
 from empo.worlds.budget import StateBudget, WorldSize, layered_bytes
 from empo.worlds.hashing import KeyCodec
+from empo.worlds.transition_cache import SENTINEL, TransitionCache
 
 logger = logging.getLogger(__name__)
 
-SENTINEL = torch.iinfo(torch.int64).max
 _NETWORK_WIDTH = 8
 _MIX = 0x9E3779B97F4A7C15 - (1 << 64)
 PAIRS_PER_BATCH = 1 << 20
@@ -256,21 +256,21 @@ def _sum_product(parts: list[Tensor]) -> Tensor:
     return out
 
 
-def successor_keys(
+def base_successors(
     model: Any,
     rows: Int64[Tensor, "n dim"],
     expansion: Expansion,
     codec: KeyCodec,
     merge: bool = True,
 ) -> tuple[
-    Int64[Tensor, "variant k"], Float[Tensor, "variant k"], Int64[Tensor, "base k dim"]
+    Int64[Tensor, "base k"], Float[Tensor, "base k"], Int64[Tensor, "base k dim"]
 ]:
-    """Successor keys and probabilities of the variants of ``expansion``.
+    """Successor keys, probabilities and rows of the bases of ``expansion``.
 
     With ``merge``, repeated successors of a base are merged (probabilities
-    summed) into its leading columns. Entries of probability 0 have key
-    :data:`SENTINEL`. Also returns the rows of the bases' successors (merged
-    order), those of probability 0 replaced by the first successor (a valid row).
+    summed) into its leading columns, in key order. Entries of probability 0 have
+    key :data:`SENTINEL`; their rows are replaced by the first successor's (a valid
+    row).
     """
     if len(expansion.base_state) == 0:
         empty = rows.new_zeros(0, 1)
@@ -285,23 +285,54 @@ def successor_keys(
         successor_rows = successor_rows.index_select(1, used)
         probabilities = probabilities.index_select(1, used)
     keys = codec.keys(successor_rows)
-    if merge:
-        keys, probabilities, source = merge_outcomes(keys, probabilities)
-        width = max(int((probabilities > 0).sum(dim=1).max()), 1)
-        keys, probabilities = keys[:, :width], probabilities[:, :width]
-        source = torch.where(probabilities > 0, source[:, :width], source[:, :1])
-        pairs = torch.arange(len(keys), device=keys.device)[:, None]
-        successor_rows = successor_rows[pairs, source]
-    else:
-        keys = keys.masked_fill(probabilities <= 0, SENTINEL)
+    if not merge:
+        return (
+            keys.masked_fill(probabilities <= 0, SENTINEL),
+            probabilities,
+            (successor_rows),
+        )
+    keys, probabilities, source = merge_outcomes(keys, probabilities)
+    width = max(int((probabilities > 0).sum(dim=1).max()), 1)
+    keys, probabilities = keys[:, :width], probabilities[:, :width]
+    source = torch.where(probabilities > 0, source[:, :width], source[:, :1])
+    pairs = torch.arange(len(keys), device=keys.device)[:, None]
+    return keys, probabilities, successor_rows[pairs, source]
+
+
+def variant_successors(
+    keys: Int64[Tensor, "base k"],
+    probabilities: Float[Tensor, "base k"],
+    expansion: Expansion,
+) -> tuple[Int64[Tensor, "variant k"], Float[Tensor, "variant k"]]:
+    """The variants' successor keys and probabilities from their bases' (keys
+    shifted by ``variant_shift``; :data:`SENTINEL` where the probability is 0)."""
     keys = keys.index_select(0, expansion.variant_base)
     probabilities = probabilities.index_select(0, expansion.variant_base)
     shifted = keys + expansion.variant_shift[:, None]
-    return (
-        torch.where(probabilities > 0, shifted, SENTINEL),
-        probabilities,
-        successor_rows,
+    return torch.where(probabilities > 0, shifted, SENTINEL), probabilities
+
+
+def successor_keys(
+    model: Any,
+    rows: Int64[Tensor, "n dim"],
+    expansion: Expansion,
+    codec: KeyCodec,
+    merge: bool = True,
+) -> tuple[
+    Int64[Tensor, "variant k"], Float[Tensor, "variant k"], Int64[Tensor, "base k dim"]
+]:
+    """Successor keys and probabilities of the variants of ``expansion``.
+
+    The world model computes the bases' successors (:func:`base_successors`, with
+    ``merge`` as there) and each variant shifts its base's keys. Entries of
+    probability 0 have key :data:`SENTINEL`. Also returns the rows of the bases'
+    successors.
+    """
+    keys, probabilities, successor_rows = base_successors(
+        model, rows, expansion, codec, merge
     )
+    keys, probabilities = variant_successors(keys, probabilities, expansion)
+    return keys, probabilities, successor_rows
 
 
 def _sort_outcomes(
@@ -416,6 +447,9 @@ class StateLayers:
         Where the (first) initial state is.
     max_outcomes
         Most distinct successors of one (state, joint action) seen.
+    transitions
+        The bases' successors kept by the enumeration for the solver's backward
+        pass (``None`` if not kept).
     seconds
         Wall-clock time of the enumeration.
     """
@@ -429,6 +463,7 @@ class StateLayers:
     initial_layer: int = 0
     initial_position: int = 0
     max_outcomes: int = 1
+    transitions: TransitionCache | None = None
     seconds: float = 0.0
     _index_of_value: dict[int, int] = field(default_factory=dict, repr=False)
 
@@ -627,6 +662,7 @@ def enumerate_layers(
     chunk_bytes: int = 0,
     stored: int = 0,
     on_layer: Callable[[int, int, int, float], None] | None = None,
+    cache: TransitionCache | None = None,
 ) -> StateLayers:
     """Enumerate the reachable states of a layered world model, layer by layer.
 
@@ -648,6 +684,10 @@ def enumerate_layers(
     on_layer
         Called after each layer with ``(layer value, its states, states so far,
         seconds so far)``.
+    cache
+        Where to keep every base's successors for the layered solver's backward
+        pass (:class:`~empo.worlds.transition_cache.TransitionCache`; exact keys
+        only, ignored for hashed keys); the result's ``transitions``.
 
     Returns
     -------
@@ -680,6 +720,8 @@ def enumerate_layers(
     layers = StateLayers(
         codec, layer_column=column, rows_by_layer=None if codec.exact else []
     )
+    if codec.exact:
+        layers.transitions = cache
     pending: dict[int, _Pending] = {}
     reader: dict[int, int] = {}
     for value in initial[:, column].unique().tolist():
@@ -717,9 +759,12 @@ def enumerate_layers(
             expansion = expand(model, batch, per_agent, codec)
             if len(expansion.base_state) == 0:
                 continue
-            found, probabilities, base_rows = successor_keys(
-                model, batch, expansion, codec, merge=False
+            found, probabilities, base_rows = base_successors(
+                model, batch, expansion, codec, merge=layers.transitions is not None
             )
+            if layers.transitions is not None:
+                layers.transitions.append(index, found, probabilities)
+            found, probabilities = variant_successors(found, probabilities, expansion)
             positive = probabilities > 0
             if not bool(positive.any()):
                 continue

@@ -13,6 +13,7 @@ from empo.worlds.layers import enumerate_layers
 from empo.worlds.random_world import random_layered_world
 from empo.worlds.registry import build_world
 from empo.worlds.table_model import TableModel
+from empo.worlds.transition_cache import SENTINEL, TransitionCache
 
 QUANTITIES = ("q_m", "pi_h", "v_m", "q_r", "pi_r", "v_e", "x_h", "u_r", "v_r")
 OUTPUTS = ("q_m", "pi_h", "q_r", "pi_r", "x_h", "u_r", "w_h")
@@ -155,3 +156,39 @@ def test_compile_layers_matches_compile_world() -> None:
     assert torch.equal(compiled.height, reference.height[ids])
     for name in ("v_r", "x_h", "pi_h"):
         assert torch.allclose(solve(compiled)[name], solve(reference)[name][ids])
+
+
+def test_kept_and_regenerated_transitions_agree(tmp_path: Path) -> None:
+    """Successors kept by the enumeration (read back once, then deleted) and
+    successors regenerated from the world model give the same solution."""
+    world = build_world("key_door_2h", {"max_steps": 4})
+    theory = TheoryParameters(beta_h=3.0, beta_r=4.0)
+    cache = TransitionCache(tmp_path / "kept")
+    kept = solve_layered(world, theory, layers=enumerate_layers(world, cache=cache))
+    assert sum(cache.bases.values()) == 0 and not any(cache.directory.iterdir())
+    regenerated = solve_layered(world, theory, layers=enumerate_layers(world))
+    for name in ("v_m", "v_e", "v_r"):
+        assert torch.equal(kept[name], regenerated[name]), name
+
+
+def test_transition_cache_reads_in_order_and_checks_counts(tmp_path: Path) -> None:
+    cache = TransitionCache(tmp_path)
+    cache.append(
+        2,
+        torch.tensor([[5, SENTINEL], [7, 9]]),
+        torch.tensor([[1.0, 0.0], [0.25, 0.75]], dtype=torch.float64),
+    )
+    cache.append(2, torch.tensor([[3]]), torch.tensor([[1.0]], dtype=torch.float64))
+    keys, probs = cache.take(2, 1)
+    assert keys.tolist() == [[5]] and probs.tolist() == [[1.0]]
+    keys, probs = cache.take(2, 2)
+    assert keys.tolist() == [[7, 9], [3, SENTINEL]]
+    assert probs.tolist() == [[0.25, 0.75], [1.0, 0.0]]
+    with pytest.raises(RuntimeError, match="1 bases asked at base 3, 3 stored"):
+        cache.take(2, 1)
+    cache.drop(2)
+    assert not any(tmp_path.iterdir())
+    cache.append(0, torch.tensor([[1]]), torch.tensor([[1.0]], dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="0 of 1 bases read"):
+        cache.drop(0)
+    cache.close()
