@@ -6,13 +6,15 @@ layer column (the time step of MultiGrid and transport worlds; every transition 
 to a later layer) need neither:
 
 1. :func:`~empo.worlds.layers.enumerate_layers` lists the reachable states as sorted
-   packed keys per layer (8 bytes a state);
-2. one backward pass, last layer first, regenerates each layer's transitions from the
-   world model, block by block (only distinct action effects are computed,
-   :func:`~empo.worlds.layers.expand`), finds the successors in the later layers by
-   their keys, gathers each chunk's successor values once per distinct effect and
-   outcome into small tables (so that the kernels' per-joint-action reads stay in
-   the caches), and runs phase 1 (eqs. 1-3) and then phase 2 (eqs. 4-9) on the
+   packed keys per layer (8 bytes a state) and can keep every base's successors on
+   disk (:class:`~empo.worlds.transition_cache.TransitionCache`);
+2. one backward pass, last layer first, reads each layer's transitions back (or
+   regenerates them from the world model), block by block (only distinct action
+   effects are stored or computed, :func:`~empo.worlds.layers.expand`), finds the
+   successors in the later layers by their keys, takes each distinct effect's
+   expected successor values once into small tables (so that the kernels'
+   per-joint-action reads stay in the caches and need one outcome), and runs
+   phase 1 (eqs. 1-3) and then phase 2 (eqs. 4-9) on the
    chunk with the in-memory solver's own per-chunk kernels
    (:func:`~empo.exact.phase1.phase1_chunk`, :func:`~empo.exact.phase2.phase2_chunk`):
    phase 2 at a state needs only that state's ``pi_h`` and its successors' values,
@@ -213,7 +215,6 @@ def _solve_chunk(
     found, table_m, table_e, table_r = tables(keys[live], live_rows)
     ids = torch.zeros_like(keys)
     ids[live] = found
-    width = keys.shape[1]
     slot = expansion.slot
     if ctx.joint_order is not None:
         slot = slot.index_select(1, ctx.joint_order)
@@ -225,31 +226,44 @@ def _solve_chunk(
     for low in range(0, len(rows), chunk):
         high = min(low + chunk, len(rows))
         begin, end = first[low], first[high]
-        # the chunk's successors, gathered once per (variant, outcome) from the
-        # layer's tables into small tables its kernels then read
-        rows_of = ids[begin:end].flatten()
-        local_m = table_m.index_select(0, rows_of)
-        local_m = torch.cat([local_m, table_m[-1:]])
-        local_e = table_e.index_select(0, rows_of)
-        local_r = table_r.index_select(0, rows_of)
+        # each variant's expected successor values, gathered once from the
+        # layer's tables into small tables that the kernels then read as
+        # deterministic successors (eqs. 1, 4 and 6 are linear in them)
+        successors = ids[begin:end]
+        chance = probabilities[begin:end].to(ctx.dtype)
+        local_m = torch.cat([_per_variant(table_m, successors, chance), table_m[-1:]])
+        local_e = _per_variant(table_e, successors, chance)
+        local_r = _per_variant(table_r[:, None], successors, chance)[:, 0]
         dead = end - begin
         part = slot[low:high] - begin
-        part = part.masked_fill_((part < 0) | (part >= dead), dead).flatten()
-        own = torch.arange(dead * width, device=ctx.device).view(dead, width)
-        own = torch.cat([own, own.new_zeros(1, width)])
-        chance = torch.cat(
-            [probabilities[begin:end], probabilities.new_zeros(1, width)]
-        ).to(ctx.dtype)
-        shape = (high - low, slot.shape[1], width)
+        part = part.masked_fill_((part < 0) | (part >= dead), dead)
+        shape = (high - low, slot.shape[1], 1)
         world = ctx.chunk_world(
             rows[low:high],
-            own.index_select(0, part).view(shape),
-            chance.index_select(0, part).view(shape),
+            part.view(shape),
+            (part < dead).to(ctx.dtype).view(shape),
             expansion.mask[low:high],
         )
         for name, value in _kernels(ctx, world, local_m, local_e, local_r).items():
             parts.setdefault(name, []).append(value)
     return {name: torch.cat(values) for name, values in parts.items()}
+
+
+def _per_variant(
+    table: Float[Tensor, "successor column"],
+    successors: Int64[Tensor, "variant k"],
+    chance: Float[Tensor, "variant k"],
+) -> Float[Tensor, "variant column"]:
+    """``sum_k P_k table[s'_k]`` per variant, outcomes in order; outcomes ``k >= 1``
+    are read only where their probability is positive (merged outcomes: the first
+    one always is), so infinite ``table`` entries of dead outcomes never count."""
+    out = table.index_select(0, successors[:, 0]).mul_(chance[:, :1])
+    for k in range(1, successors.shape[1]):
+        live = torch.nonzero(chance[:, k] > 0).flatten()
+        if len(live):
+            rows = table.index_select(0, successors[:, k].index_select(0, live))
+            out.index_add_(0, live, rows.mul_(chance[live, k, None]))
+    return out
 
 
 def _kernels(
