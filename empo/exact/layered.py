@@ -570,13 +570,20 @@ def solve_layered(
     names = check_outputs(outputs)
     device = torch.device(device) if device is not None else torch.device("cpu")
     if layers is None:
-        layers = enumerate_layers(
-            world,
-            budget=budget,
-            device=device,
-            chunk_bytes=chunk_bytes,
-            cache=TransitionCache(),
-        )
+        kept = TransitionCache()
+        try:
+            layers = enumerate_layers(
+                world,
+                budget=budget,
+                device=device,
+                chunk_bytes=chunk_bytes,
+                cache=kept,
+            )
+        except BaseException:
+            kept.close()
+            raise
+        if layers.transitions is None:
+            kept.close()
     cache, layers.transitions = layers.transitions, None
     try:
         return _backward(
