@@ -92,50 +92,47 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(
         "| world | states | joint actions | seconds | states/s | pairs/s "
-        "| transitions s |"
+        "| transitions s | CPU s | states per CPU s |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.worlds.split(","):
         model = WORLDS[name]()
-        best: tuple[float, float] | None = None
-        for _ in range(args.repeats):
-            timed = TimedModel(model)
-            started = time.perf_counter()
-            world = compile_world(timed, batch_size=args.batch_size)
-            seconds = time.perf_counter() - started
-            if best is None or seconds < best[0]:
-                best = (seconds, timed.seconds)
-        seconds, in_model = best
-        pairs = world.num_states * world.num_joint_actions
-        print(
-            f"| {name} | {world.num_states} | {world.num_joint_actions} "
-            f"| {seconds:.3f} | {world.num_states / seconds:,.0f} "
-            f"| {pairs / seconds:,.0f} | {in_model:.3f} |"
+        worlds: list = []
+
+        def compiled(timed: TimedModel) -> None:
+            worlds.append(compile_world(timed, batch_size=args.batch_size))
+
+        runs = [("", compiled), (" (layered)", enumerate_layers)]
+        runs.append(
+            (" (compile_layers)", lambda t: compile_layers(t, enumerate_layers(t)))
         )
-        for label, run in (("layered", _layered), ("compile_layers", _tables)):
-            seconds, in_model = min(run(model) for _ in range(args.repeats))
+        for label, run in runs:
+            seconds, cpu, in_model = min(
+                _timed(model, run) for _ in range(args.repeats)
+            )
+            world = worlds[-1]
+            pairs = world.num_states * world.num_joint_actions
             print(
-                f"| {name} ({label}) | {world.num_states} "
+                f"| {name}{label} | {world.num_states} "
                 f"| {world.num_joint_actions} | {seconds:.3f} "
                 f"| {world.num_states / seconds:,.0f} | {pairs / seconds:,.0f} "
-                f"| {in_model:.3f} |"
+                f"| {in_model:.3f} | {cpu:.3f} | {world.num_states / cpu:,.0f} |",
+                flush=True,
             )
 
 
-def _layered(model: object) -> tuple[float, float]:
-    """Seconds of the layered enumeration and inside ``transitions``."""
+def _timed(model: object, run: Callable[[TimedModel], object]) -> tuple:
+    """Wall-clock seconds, process CPU seconds (one torch thread: the time on
+    one core, little affected by other processes) and seconds inside
+    ``transitions`` of one run."""
     timed = TimedModel(model)
-    started = time.perf_counter()
-    enumerate_layers(timed)
-    return time.perf_counter() - started, timed.seconds
-
-
-def _tables(model: object) -> tuple[float, float]:
-    """Seconds of the layered enumeration plus :func:`compile_layers`."""
-    timed = TimedModel(model)
-    started = time.perf_counter()
-    compile_layers(timed, enumerate_layers(timed))
-    return time.perf_counter() - started, timed.seconds
+    started, cpu = time.perf_counter(), time.process_time()
+    run(timed)
+    return (
+        time.perf_counter() - started,
+        time.process_time() - cpu,
+        timed.seconds,
+    )
 
 
 if __name__ == "__main__":
