@@ -286,11 +286,8 @@ def base_successors(
         probabilities = probabilities.index_select(1, used)
     keys = codec.keys(successor_rows)
     if not merge:
-        return (
-            keys.masked_fill(probabilities <= 0, SENTINEL),
-            probabilities,
-            (successor_rows),
-        )
+        keys = keys.masked_fill(probabilities <= 0, SENTINEL)
+        return keys, probabilities, successor_rows
     keys, probabilities, source = merge_outcomes(keys, probabilities)
     width = max(int((probabilities > 0).sum(dim=1).max()), 1)
     keys, probabilities = keys[:, :width], probabilities[:, :width]
