@@ -23,7 +23,7 @@ import yaml
 from empo.parameters import ParameterError, Parameters
 from empo.parameters.files import load_yaml
 from empo.resume import resume_experiment
-from empo.run import run_experiment
+from empo.run import RunResult, run_experiment
 from empo.summary import format_summary
 from empo.utils.solution_files import parse_keys
 from empo.utils.extras import MissingExtraError
@@ -220,26 +220,35 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError as error:
         raise ParameterError(f"--solution-keys: {error}") from None
     if args.resume is not None:
-        return _resume(args, out)
-    params = _parameters(args)
-    torch.set_num_threads(args.threads or 1)
-    result = run_experiment(
-        params,
-        device=_resolve_device(args.device or "cpu"),
-        output_dir=args.output_dir,
-        run_name=args.run_name,
-        wandb_mode=args.wandb,
-        wandb_group=args.wandb_group,
-        logger=args.logger,
-        progress=not args.no_progress,
-        solution_keys=args.solution_keys,
-        solution_dtype=args.solution_dtype,
-    )
+        result = _resume(args)
+    else:
+        params = _parameters(args)
+        torch.set_num_threads(args.threads or 1)
+        result = run_experiment(
+            params,
+            device=_resolve_device(args.device or "cpu"),
+            output_dir=args.output_dir,
+            run_name=args.run_name,
+            **_output_options(args),
+        )
     print(format_summary(result), file=out)
     return 0
 
 
-def _resume(args: argparse.Namespace, out: TextIO) -> int:
+def _output_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords ``run`` and ``run --resume`` pass alike: where the run logs and
+    what it writes."""
+    return {
+        "wandb_mode": args.wandb,
+        "wandb_group": args.wandb_group,
+        "logger": args.logger,
+        "progress": not args.no_progress,
+        "solution_keys": args.solution_keys,
+        "solution_dtype": args.solution_dtype,
+    }
+
+
+def _resume(args: argparse.Namespace) -> RunResult:
     """``run --resume RUN_DIR``: the run's own parameters, threads and device."""
     given = [
         flag
@@ -259,18 +268,11 @@ def _resume(args: argparse.Namespace, out: TextIO) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise RunDirError(f"{args.resume}/metrics.json: threads = {threads!r}")
     torch.set_num_threads(min(threads, MAX_THREADS))
-    result = resume_experiment(
+    return resume_experiment(
         args.resume,
         device=_resolve_device(args.device or recorded.get("device") or "cpu"),
-        wandb_mode=args.wandb,
-        wandb_group=args.wandb_group,
-        logger=args.logger,
-        progress=not args.no_progress,
-        solution_keys=args.solution_keys,
-        solution_dtype=args.solution_dtype,
+        **_output_options(args),
     )
-    print(format_summary(result), file=out)
-    return 0
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ import torch
 from jaxtyping import Float, Int64
 from torch import Tensor
 
-from empo.parameters import EvaluationParameters
+from empo.parameters import EvaluationParameters, TheoryParameters
 from empo.solution import Solution, SolutionTables, robot_action_parts
 from empo.theory import goal_marginal_policy, power_bits
 from empo.worlds.base import WorldModel
@@ -295,8 +295,7 @@ def expected_course(
     x_h: Float[Tensor, "state human"],
     u_r: Float[Tensor, " state"],
     horizon: int,
-    gamma_r: float,
-    terminal_v_r: float,
+    theory: TheoryParameters,
 ) -> ExpectedCourse:
     """Propagate the state distribution from ``s_0`` (:func:`propagate`) and take
     the expected power, robot reward and discounted return per step.
@@ -311,9 +310,11 @@ def expected_course(
         ``X_h`` (eq. 7) and ``U_r`` (eq. 8) per state.
     horizon
         Number of steps.
-    gamma_r, terminal_v_r
-        Robot discount and terminal value (eqs. 4 and 9).
+    theory
+        Its ``gamma_r`` and ``terminal_v_r``: robot discount and terminal value
+        (eqs. 4 and 9).
     """
+    gamma_r, terminal_v_r = theory.gamma_r, theory.terminal_v_r
     w_h = power_bits(x_h)
     d = propagate(world, joint_policy, horizon)
     live_mass = d * (~world.terminal)
@@ -334,14 +335,14 @@ def _sample(
     joint_policy: Float[Tensor, "state joint"],
     u_r: Float[Tensor, " state"],
     w_h: Float[Tensor, "state human"],
-    gamma_r: float,
-    terminal_v_r: float,
+    theory: TheoryParameters,
     rollouts: int,
     horizon: int,
     generator: torch.Generator,
     humans: tuple[str, ...],
 ) -> dict[str, float]:
     """Monte Carlo statistics of ``rollouts`` trajectories, sampled as one batch."""
+    gamma_r, terminal_v_r = theory.gamma_r, theory.terminal_v_r
     states: Int64[Tensor, " rollout"] = torch.full(
         (rollouts,), world.initial_state, device=u_r.device
     )
@@ -377,8 +378,7 @@ def _sample(
 def evaluate(
     solution: SolutionTables,
     evaluation: EvaluationParameters,
-    gamma_r: float,
-    terminal_v_r: float,
+    theory: TheoryParameters,
     generator: torch.Generator | None = None,
 ) -> Evaluation:
     """Evaluate a solution from its initial state (see the module docstring).
@@ -390,8 +390,9 @@ def evaluate(
         ``x_h [S, H]``, ``u_r [S]``, ``v_r [S]``).
     evaluation
         Horizon and number of sampled rollouts.
-    gamma_r, terminal_v_r
-        Robot discount and terminal value of THEORY.md (eqs. 4 and 9).
+    theory
+        Its ``gamma_r`` and ``terminal_v_r``: robot discount and terminal value of
+        THEORY.md (eqs. 4 and 9).
     generator
         Random source of the sampled rollouts.
 
@@ -419,7 +420,7 @@ def evaluate(
         for row in per_agent.tolist()
     ]
 
-    course = expected_course(world, joint, x_h, u_r, horizon, gamma_r, terminal_v_r)
+    course = expected_course(world, joint, x_h, u_r, horizon, theory)
 
     pi_r_s0 = robot_marginal(world, joint[s0])
     sampled: dict[str, float] = {}
@@ -429,8 +430,7 @@ def evaluate(
             joint,
             u_r,
             w_h,
-            gamma_r,
-            terminal_v_r,
+            theory,
             evaluation.rollouts,
             horizon,
             generator or torch.Generator(device=u_r.device),

@@ -69,7 +69,7 @@ from empo.utils.run_dir import (
 )
 from empo.utils.run_settings import RunSettings
 from empo.utils.seeding import generator, seed_everything, solution_digest
-from empo.utils.solution_files import save_solution
+from empo.utils.solution_files import DTYPES, save_solution
 from empo.utils.extras import require
 from empo.utils.loggers import LoggerKind, RunLogger, WandbMode
 from empo.worlds.capabilities import (
@@ -81,8 +81,6 @@ from empo.worlds.capabilities import (
 from empo.worlds.rows import world_model
 
 log = logging.getLogger(__name__)
-
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 @dataclass
@@ -182,7 +180,7 @@ def _draw(
         else compiled.state_labels
     )
     if isinstance(world, DrawsPowerMaps):
-        w_h = torch.log2(solution.phase2["x_h"])
+        w_h = power_bits(solution.phase2["x_h"])
         path = torch.tensor(evaluation.trajectory, device=w_h.device)
         total = w_h[path].sum(1).masked_fill(compiled.terminal[path], -math.inf)
         references = {
@@ -282,7 +280,7 @@ def _solve(
             compiled,
             params.theory,
             device=device,
-            dtype=_DTYPES[params.exact.dtype],
+            dtype=DTYPES[params.exact.dtype],
             tolerance=params.exact.tolerance,
             max_iterations=params.exact.max_iterations,
         )
@@ -471,8 +469,7 @@ def execute_in_run_dir(
                 evaluation = evaluate(
                     tables,
                     params.evaluation,
-                    params.theory.gamma_r,
-                    params.theory.terminal_v_r,
+                    params.theory,
                     generator(params.seed, "evaluation", target),
                 )
                 metrics.update(evaluation.metrics())

@@ -26,7 +26,7 @@ from empo.evaluation import (
     robot_action_names,
     robot_marginal,
 )
-from empo.parameters import EvaluationParameters
+from empo.parameters import EvaluationParameters, TheoryParameters
 from empo.worlds.compiled import CompiledWorld
 
 GAMMA_R = 0.9
@@ -108,8 +108,7 @@ def run_evaluation(
     return evaluate(
         fake_solution(cyclic_marker),
         EvaluationParameters(rollouts=rollouts, horizon=horizon),
-        GAMMA_R,
-        TERMINAL_V_R,
+        TheoryParameters(gamma_r=GAMMA_R, terminal_v_r=TERMINAL_V_R),
         torch.Generator().manual_seed(7),
     )
 

@@ -210,15 +210,13 @@ class RobotComparison:
 def _course(
     solution: SolutionTables, exact: ExactSolution, horizon: int
 ) -> ExpectedCourse:
-    theory = exact.theory
     return expected_course(
         exact.world,
         solution.joint_policy(),
         solution.phase2["x_h"],
         solution.phase2["u_r"],
         horizon,
-        theory.gamma_r,
-        theory.terminal_v_r,
+        exact.theory,
     )
 
 

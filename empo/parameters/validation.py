@@ -93,14 +93,6 @@ def _is_json_like(value: Any) -> bool:
     return False
 
 
-def _plain_json(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_plain_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain_json(v) for k, v in value.items()}
-    return value
-
-
 def _number(value: Any) -> Any:
     """Numbers written as strings (YAML 1.1 reads ``1e-3`` and ``.inf`` variants as
     text) become floats; everything else is returned unchanged."""
@@ -152,7 +144,7 @@ def coerce(path: str, annotation: Any, value: Any) -> Any:
                 "YAML/JSON values (finite numbers, strings, booleans, null, lists, "
                 "mappings)"
             )
-        return _plain_json(dict(value))
+        return to_plain(dict(value))
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         if isinstance(value, annotation):
             return value

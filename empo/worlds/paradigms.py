@@ -30,6 +30,23 @@ def _human_moves(
     return {(WAIT, move): [(1.0, nxt)] for move, nxt in state_moves.items()}
 
 
+def _robot_and_human(
+    transitions: dict[Hashable, dict[tuple, list[tuple[float, Hashable]]]],
+    goals: dict[str, list[Hashable]],
+    initial_state: Hashable = ("start",),
+) -> TabularWorld:
+    """The world of a paradigm with one robot and one human (agents in that order)
+    and the human's goals."""
+    return TabularWorld(
+        transitions=transitions,
+        initial_state=initial_state,
+        agents=("robot", "human"),
+        humans=("human",),
+        robots=("robot",),
+        goals={"human": goals},
+    )
+
+
 def commitment(direct_tasks: bool = True) -> TabularWorld:
     """Commitment game: the robot may bind its later action to the human's button.
 
@@ -91,18 +108,10 @@ def commitment(direct_tasks: bool = True) -> TabularWorld:
         for outcomes in table.values()
         for _, nxt in outcomes
     }
-    return TabularWorld(
-        transitions=transitions,
-        initial_state=start,
-        agents=("robot", "human"),
-        humans=("human",),
-        robots=("robot",),
-        goals={
-            "human": {
-                "A": [s for s in states if s[3]],
-                "B": [s for s in states if s[4]],
-            }
-        },
+    return _robot_and_human(
+        transitions,
+        {"A": [s for s in states if s[3]], "B": [s for s in states if s[4]]},
+        start,
     )
 
 
@@ -142,13 +151,9 @@ def menu_size(max_k: int = 5) -> TabularWorld:
         transitions[("menu", k)] = _human_moves(
             {f"option {i}": ("outcome", i) for i in range(1, k + 1)}
         )
-    return TabularWorld(
-        transitions=transitions,
-        initial_state=("start",),
-        agents=("robot", "human"),
-        humans=("human",),
-        robots=("robot",),
-        goals={"human": {f"option {i}": [("outcome", i)] for i in range(1, max_k + 1)}},
+    return _robot_and_human(
+        transitions,
+        {f"option {i}": [("outcome", i)] for i in range(1, max_k + 1)},
     )
 
 
@@ -263,14 +268,7 @@ def confirmation(
     if absorbing:
         for end in (("done", "A"), ("done", "B"), ("failed",)):
             transitions[end] = {(WAIT, WAIT): [(1.0, end)]}
-    return TabularWorld(
-        transitions=transitions,
-        initial_state=("start",),
-        agents=("robot", "human"),
-        humans=("human",),
-        robots=("robot",),
-        goals={"human": {"A": [("done", "A")], "B": [("done", "B")]}},
-    )
+    return _robot_and_human(transitions, {"A": [("done", "A")], "B": [("done", "B")]})
 
 
 def resource_split(units: int = 3) -> TabularWorld:
@@ -405,11 +403,4 @@ def pause_destroy(tasks: int = 3, tasks_alone: int = 1) -> TabularWorld:
     ]
     goals = {f"task {i}": [s for s in ends if s[2] == i] for i in everything}
     goals["robot off"] = [s for s in ends if s[1] != "working"]
-    return TabularWorld(
-        transitions=transitions,
-        initial_state=("start",),
-        agents=("robot", "human"),
-        humans=("human",),
-        robots=("robot",),
-        goals={"human": goals},
-    )
+    return _robot_and_human(transitions, goals)

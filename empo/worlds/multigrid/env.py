@@ -22,6 +22,7 @@ Successors are drawn by :meth:`MultiGridWorld.sample`, exactly the distribution 
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from torchrl.data import Bounded
 
 from empo.envs import keys
 from empo.envs.world_env import WorldEnv
+from empo.worlds.multigrid.layout import Layout
 from empo.worlds.multigrid.objects import Terrain
 from empo.worlds.multigrid.world import MultiGridWorld
 
@@ -40,27 +42,16 @@ from empo.worlds.multigrid.world import MultiGridWorld
 class MultiGridEnv(WorldEnv):
     """TorchRL environment: a batch of independent copies of one MultiGrid world.
 
-    Parameters
-    ----------
-    world
-        The world model.
-    batch_size
-        Batch shape (an int, a shape, or ``()``).
-    device
-        Device of states and specs.
-    seed
-        Optional initial seed of the sampling generator.
+    Constructed as :class:`~empo.envs.world_env.WorldEnv` (``world``, ``batch_size``,
+    ``device``, ``seed``), with a :class:`~empo.worlds.multigrid.world.MultiGridWorld`.
     """
 
-    def __init__(
-        self,
-        world: MultiGridWorld,
-        batch_size: int | tuple[int, ...] | torch.Size = (),
-        device: str | torch.device = "cpu",
-        seed: int | None = None,
-    ) -> None:
-        self.layout = world.layout.to(torch.device(device))
-        super().__init__(world, batch_size, device, seed)
+    world: MultiGridWorld
+
+    @cached_property
+    def layout(self) -> Layout:
+        """The world's state layout on the environment's device."""
+        return self.world.layout.to(self.device)
 
     def occupant_codes(self) -> dict[str, int]:
         """Occupant code of each kind of movable object and of agent 0 (``"agent"``;

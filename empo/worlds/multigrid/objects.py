@@ -115,27 +115,12 @@ MAGIC_ENTRY_PROBABILITY = 0.5
 for walls read from maps)."""
 DIRECTION_VECTORS: tuple[tuple[int, int], ...] = ((1, 0), (0, 1), (-1, 0), (0, -1))
 
+_SMALL_ACTIONS = ("still", "left", "right", "forward")
+_OBJECT_ACTIONS = (*_SMALL_ACTIONS, "pickup", "drop", "toggle")
 ACTION_SETS: dict[str, tuple[str, ...]] = {
-    "SmallActions": ("still", "left", "right", "forward"),
-    "ObjectActions": (
-        "still",
-        "left",
-        "right",
-        "forward",
-        "pickup",
-        "drop",
-        "toggle",
-    ),
-    "Actions": (
-        "still",
-        "left",
-        "right",
-        "forward",
-        "pickup",
-        "drop",
-        "toggle",
-        "done",
-    ),
+    "SmallActions": _SMALL_ACTIONS,
+    "ObjectActions": _OBJECT_ACTIONS,
+    "Actions": (*_OBJECT_ACTIONS, "done"),
     "MinimalActions": ("forward", "left"),
 }
 ACTION_KINDS: dict[str, ActionKind] = {k.name.lower(): k for k in ActionKind}

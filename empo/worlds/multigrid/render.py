@@ -39,21 +39,18 @@ if TYPE_CHECKING:
     from empo.worlds.multigrid.world import MultiGridWorld
 
 TILE = 24
+_FLOOR_RGB = (20, 20, 20)
 _TERRAIN_RGB = {
-    Terrain.EMPTY: (20, 20, 20),
+    **dict.fromkeys(Terrain, _FLOOR_RGB),
     Terrain.WALL: (100, 100, 100),
     Terrain.GOAL: (0, 160, 0),
     Terrain.LAVA: (255, 128, 0),
     Terrain.UNSTEADY: (110, 80, 40),
-    Terrain.DOOR: (20, 20, 20),
     Terrain.SWITCH: (150, 20, 20),
-    Terrain.BUSH: (20, 20, 20),
     Terrain.MAGIC_WALL: (100, 100, 100),
-    Terrain.KILL_BUTTON: (20, 20, 20),
-    Terrain.PAUSE_SWITCH: (20, 20, 20),
-    Terrain.DISABLING_SWITCH: (20, 20, 20),
-    Terrain.CONTROL_BUTTON: (20, 20, 20),
 }
+"""Background colour of each terrain; doors, bushes, buttons and the other switches
+are drawn on the floor (their symbols come on top)."""
 _YY, _XX = np.mgrid[0:TILE, 0:TILE] / TILE
 _PANEL = (np.abs(_XX - 0.5) < 0.42) & (np.abs(_YY - 0.5) < 0.42)
 _SQUARE = (np.abs(_XX - 0.5) < 0.3) & (np.abs(_YY - 0.5) < 0.3)

@@ -65,6 +65,9 @@ from torch import Tensor
 from empo.worlds.transport.network import RoadNetwork
 
 MAX_HUMANS = 12
+POSITION_FIELDS = ("node", "edge", "remaining")
+"""Where a vehicle or human is: state fields ``<who>_node``, ``<who>_edge``,
+``<who>_remaining``."""
 
 
 def _steps(
@@ -400,14 +403,18 @@ class TransportWorld:
     # -------------------------------------------------------------- transitions
     def _move(
         self,
-        node: Int64[Tensor, "..."],
-        edge: Int64[Tensor, "..."],
-        remaining: Int64[Tensor, "..."],
-        slot: Int64[Tensor, "..."],
-        steps: Int64[Tensor, " edge"],
+        parts: dict[str, Int64[Tensor, "batch n"]],
+        who: str,
+        slot: Int64[Tensor, "batch n"],
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """One step of movement: continue in transit, or start out-edge ``slot``
-        (``slot < 0``: stay). Returns new ``(node, edge, remaining)``."""
+        """One step of movement of the vehicles or the walking humans (``who``:
+        ``"vehicle"`` or ``"human"``, with their drive or walk steps) of split states
+        ``parts``: continue in transit, or start out-edge ``slot`` (``slot < 0``:
+        stay). Returns new ``(node, edge, remaining)``."""
+        node, edge, remaining = (parts[f"{who}_{f}"] for f in POSITION_FIELDS)
+        steps = (self.drive_steps if who == "vehicle" else self.walk_steps).to(
+            node.device
+        )
         target = self.network.target.to(node.device)
         start = (edge < 0) & (slot >= 0)
         new_edge = torch.where(start, self._edge_of(node, slot), edge)
@@ -475,21 +482,9 @@ class TransportWorld:
         outcome_vehicle = torch.where(picked, wants.unsqueeze(1), aboard.unsqueeze(1))
 
         v_slot = torch.where(a_v > 0, a_v - 1, -1)
-        vehicle = self._move(
-            p["vehicle_node"],
-            p["vehicle_edge"],
-            p["vehicle_remaining"],
-            v_slot,
-            self.drive_steps.to(device),
-        )
+        vehicle = self._move(p, "vehicle", v_slot)
         walk_slot = torch.where((a_h > 0) & (a_h <= degree), a_h - 1, -1)
-        walker = self._move(
-            p["human_node"],
-            p["human_edge"],
-            p["human_remaining"],
-            walk_slot,
-            self.walk_steps.to(device),
-        )
+        walker = self._move(p, "human", walk_slot)
         carried = outcome_vehicle >= 0
         index = outcome_vehicle.clamp(min=0)
         human_fields = [

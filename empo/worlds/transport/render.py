@@ -10,7 +10,7 @@ of the way already travelled.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import imageio.v2 as imageio
 import matplotlib
@@ -22,7 +22,10 @@ import torch  # noqa: E402
 from jaxtyping import Int64  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from empo.worlds.transport.dynamics import TransportWorld  # noqa: E402
+from empo.worlds.transport.dynamics import (  # noqa: E402
+    POSITION_FIELDS,
+    TransportWorld,
+)
 
 HUMAN_COLOURS = ("tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
 
@@ -30,15 +33,16 @@ HUMAN_COLOURS = ("tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown"
 def _place(
     world: TransportWorld,
     positions: np.ndarray,
-    steps: Int64[Tensor, " edge"],
-    node: int,
-    edge: int,
-    remaining: int,
+    parts: dict[str, Any],
+    who: str,
+    index: int,
 ) -> np.ndarray:
-    """Drawing position of an agent at ``node`` or ``remaining`` of ``steps[edge]``
-    steps from the end of ``edge``."""
+    """Drawing position of vehicle or human ``index`` (``who``) of a split state: its
+    node, or ``remaining`` of its edge's drive or walk steps from the edge's end."""
+    node, edge, remaining = (parts[f"{who}_{f}"][index] for f in POSITION_FIELDS)
     if edge < 0:
         return positions[node]
+    steps = world.drive_steps if who == "vehicle" else world.walk_steps
     net = world.network
     done = 1.0 - remaining / max(int(steps[edge]), 1)
     start, end = positions[int(net.source[edge])], positions[int(net.target[edge])]
@@ -134,14 +138,7 @@ def render_state(
     )
     offset = 0.08 * span
     vehicle_xy = [
-        _place(
-            world,
-            pos,
-            world.drive_steps,
-            parts["vehicle_node"][v],
-            parts["vehicle_edge"][v],
-            parts["vehicle_remaining"][v],
-        )
+        _place(world, pos, parts, "vehicle", v)
         + np.array([offset * (1 + 1.6 * v), offset])
         for v in range(world.n_vehicles)
     ]
@@ -155,14 +152,9 @@ def render_state(
         if vehicle >= 0:
             xy = vehicle_xy[vehicle] + np.array([0.0, 0.07 * span * (h + 1)])
         else:
-            xy = _place(
-                world,
-                pos,
-                world.walk_steps,
-                parts["human_node"][h],
-                parts["human_edge"][h],
-                parts["human_remaining"][h],
-            ) + np.array([-offset, -offset + 0.04 * span * h])
+            xy = _place(world, pos, parts, "human", h) + np.array(
+                [-offset, -offset + 0.04 * span * h]
+            )
         ax.scatter(*xy, s=120, color=colour, edgecolors="black", zorder=6)
     ax.set_title(f"t = {parts['t']}" if title is None else title, fontsize=10)
     fig.canvas.draw()
