@@ -27,8 +27,13 @@ from jaxtyping import Float, Int64
 from torch import Tensor
 
 from empo.parameters import EvaluationParameters, TheoryParameters
-from empo.solution import Solution, SolutionTables, robot_action_parts
-from empo.theory import goal_marginal_policy, power_bits
+from empo.solution import (
+    Solution,
+    SolutionTables,
+    marginal_human_probs,
+    robot_action_parts,
+)
+from empo.theory import power_bits
 from empo.worlds.base import WorldModel
 from empo.worlds.compiled import CompiledWorld
 
@@ -480,14 +485,11 @@ def most_likely_rollout(
     counts = tuple(len(names) for names in model.action_names)
     parts = robot_action_parts(counts, tuple(model.robots))
     weights = model.goal_weights.to(torch.float64)
-    n_goals = weights.shape[1]
-    goals = torch.arange(n_goals)[:, None].expand(n_goals, len(model.humans))
     rows, actions = [row], []
     for _ in range(max_steps):
         if bool(model.is_terminal(row)[0]):
             break
-        pi_h = solution.human_probs(row.expand(n_goals, -1), goals).cpu().double()
-        pi_bar = goal_marginal_policy(pi_h.transpose(0, 1), weights)
+        pi_bar = marginal_human_probs(solution, row, weights)[0].cpu()
         profile = torch.zeros(1, len(counts), dtype=torch.int64)
         profile[0, list(model.humans)] = pi_bar.argmax(-1)
         robot = int(solution.robot_probs(row).argmax(-1)[0])

@@ -37,7 +37,13 @@ from empo.theory import goal_marginal_policy, joint_action_distribution
 from empo.worlds.compiled import CompiledWorld
 from empo.worlds.rows import StateIndex
 
-__all__ = ["Solution", "SolutionTables", "TabulatedSolution", "robot_action_parts"]
+__all__ = [
+    "Solution",
+    "SolutionTables",
+    "TabulatedSolution",
+    "marginal_human_probs",
+    "robot_action_parts",
+]
 
 Rows = Int64[Tensor, "batch dim"]
 
@@ -173,6 +179,36 @@ class TabulatedSolution:
         shape = (world.num_states, *(counts[a] for a in order))
         inverse = [0] + [1 + order.index(a) for a in range(len(counts))]
         return canonical.view(shape).permute(inverse).reshape(world.num_states, -1)
+
+
+def marginal_human_probs(
+    solution: Solution,
+    states: Rows,
+    goal_weights: Float[Tensor, "human goal"],
+) -> Float[Tensor, "batch human action"]:
+    """Goal-marginal human policy ``π̄_h(s)`` of any solution on state rows.
+
+    The solution's ``π_h(s, g)`` (eq. 2) for every goal, marginalised over goals by
+    :func:`empo.theory.goal_marginal_policy` (THEORY.md, phase 2: the humans the
+    robot reasons about in eqs. 4 and 6).
+
+    Parameters
+    ----------
+    solution
+        Any solution.
+    states
+        ``[batch, dim]`` state rows.
+    goal_weights
+        ``w_h(g)`` of the world (0 for padded goals).
+    """
+    humans, n_goals = goal_weights.shape
+    every = torch.arange(n_goals, device=states.device)[:, None].expand(-1, humans)
+    each = solution.human_probs(
+        states.repeat_interleave(n_goals, 0), every.repeat(states.shape[0], 1)
+    )
+    each = each.reshape(states.shape[0], n_goals, humans, -1).transpose(1, 2)
+    dtype = torch.promote_types(each.dtype, goal_weights.dtype)
+    return goal_marginal_policy(each.to(dtype), goal_weights.to(each.device, dtype))
 
 
 def robot_action_parts(

@@ -38,8 +38,7 @@ from tensordict.nn import (
 from torch import Tensor, nn
 
 from empo.envs import keys
-from empo.solution import Solution, robot_action_parts
-from empo.theory import goal_marginal_policy
+from empo.solution import Solution, marginal_human_probs, robot_action_parts
 from empo.worlds.base import WorldModel
 
 __all__ = ["human_policy", "joint_policy", "robot_policy"]
@@ -91,12 +90,7 @@ class HumanProbs(nn.Module):
         if goals is not None:
             probs = self.solution.human_probs(rows, goals.reshape(rows.shape[0], -1))
         else:
-            humans, n_goals = self.goal_weights.shape
-            every = torch.arange(n_goals, device=rows.device)[:, None]
-            every = every.expand(n_goals, humans).repeat(rows.shape[0], 1)
-            each = self.solution.human_probs(rows.repeat_interleave(n_goals, 0), every)
-            each = each.reshape(rows.shape[0], n_goals, humans, -1).transpose(1, 2)
-            probs = goal_marginal_policy(each, self.goal_weights.to(each.dtype))
+            probs = marginal_human_probs(self.solution, rows, self.goal_weights)
         probs = _or_uniform(probs.to(states.device))
         return probs.reshape(*states.shape[:-1], *probs.shape[1:])
 

@@ -44,6 +44,7 @@ from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from empo.envs import keys
+from empo.goals import sample_goal_profiles
 from empo.worlds.capabilities import SamplesSuccessors
 from empo.worlds.rows import world_model
 
@@ -253,16 +254,10 @@ class WorldEnv(EnvBase):
             spec.update_mask(mask.reshape(*self.batch_size, *mask.shape[1:]))
         return out.reshape(self.batch_size)
 
-    def _sample_goals(self, n: int) -> Int64[Tensor, "n human"]:
-        draws = torch.multinomial(
-            self.goal_weights.float(), n, replacement=True, generator=self.rng
-        )
-        return draws.T.contiguous()
-
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDict:
         n = self.num_rows
         states = self.initial_state.expand(n, -1).clone()
-        goal = self._sample_goals(n)
+        goal = sample_goal_profiles(self.goal_weights, n, self.rng)
         reset = None
         if tensordict is not None:
             given = tensordict.get(keys.HUMAN_GOAL, None)
