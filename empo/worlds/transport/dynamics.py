@@ -403,9 +403,9 @@ class TransportWorld:
     # -------------------------------------------------------------- transitions
     def _move(
         self,
-        parts: dict[str, Int64[Tensor, "batch n"]],
+        parts: dict[str, Int64[Tensor, "..."]],
         who: str,
-        slot: Int64[Tensor, "batch n"],
+        slot: Int64[Tensor, "..."],
     ) -> tuple[Tensor, Tensor, Tensor]:
         """One step of movement of the vehicles or the walking humans (``who``:
         ``"vehicle"`` or ``"human"``, with their drive or walk steps) of split states
