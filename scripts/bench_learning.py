@@ -1,4 +1,4 @@
-"""Benchmark the learned solver: throughput per phase and the key-and-door seed study.
+"""Benchmark the learned solver: throughput, accuracy rows and the key-and-door study.
 
 Throughput (environment frames per second of the collectors, gradient steps per
 second of the updates, per phase, on CPU and on CUDA when available)::
@@ -6,6 +6,14 @@ second of the updates, per phase, on CPU and on CUDA when available)::
     python scripts/bench_learning.py throughput --world key_door --frames 4000
     python scripts/bench_learning.py throughput --world key_door --frames 4000 \
         --representation table
+
+Accuracy rows of docs/learned.md and docs/transport.md (the learned solver against
+the exact one, :func:`empo.analysis.compare`; wall time of the training, load
+average and date printed with the errors; ``--set`` overrides as below)::
+
+    python scripts/bench_learning.py accuracy --row corridor corridor_ac
+    python scripts/bench_learning.py accuracy --row commitment unsteady unsteady_ac \
+        transport_small two_humans_door_ac
 
 Key-and-door study (THEORY.md, "Key and door"): for each seed, train on the paper's
 key-and-door world, roll out the robot's most likely actions (humans resting) and
@@ -26,7 +34,9 @@ networks::
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import time
 from typing import Any
 
@@ -77,6 +87,68 @@ REPRESENTATIONS = {"network": KEY_DOOR_KNOBS, "table": TABLE_KNOBS}
 STUDY_FRAMES = {"network": 40_000, "table": 80_000}
 """Frames per phase of the seed study by default: 4,000 updates per phase with tables
 (at 2,000, seed 10 still took one action 0.19 worse than the exact robot's)."""
+
+
+TEST_KNOBS: dict[str, Any] = {
+    "learning_rate": 1e-2,
+    "learning_rate_decay": 0.01,
+    "batch_size": 64,
+    "num_frames": 6000,
+    "frames_per_batch": 100,
+    "updates_per_batch": 20,
+    "num_envs": 10,
+    "max_episode_steps": 50,
+    "buffer_size": 5000,
+    "uniform_state_fraction": 1.0,
+    "target_update_tau": 0.2,
+    "embed_dim": 32,
+    "hidden_sizes": [64, 64],
+    "epsilon_start": 0.5,
+    "epsilon_end": 0.1,
+    "epsilon_steps": 2000,
+}
+"""The ``ACCURATE`` knobs of ``tests/learning/test_train.py`` (the paradigm rows)."""
+
+MULTIGRID_KNOBS: dict[str, Any] = {**KEY_DOOR_KNOBS, "updates_per_batch": 100}
+"""The MultiGrid network rows: the key-and-door knobs with 100 updates per batch
+(20k frames per phase, 10,000 gradient steps)."""
+
+
+def _row(
+    world: str, phase1: dict[str, Any], phase2: dict[str, Any], seed: int = 0
+) -> dict[str, Any]:
+    return {"world": world, "phase1": phase1, "phase2": phase2, "seed": seed}
+
+
+_CORRIDOR = {
+    **MULTIGRID_KNOBS,
+    "state_encoding": "embedding",
+    "embed_dim": 32,
+    "uniform_state_fraction": 1.0,
+}
+_GRID_PHASE2 = {"beta_r_start": 0.5, "beta_r_steps": 10_000, "goal_resample_steps": 10}
+_TEST_PHASE2 = {"beta_r_start": 0.5, "beta_r_steps": 2000, "goal_resample_steps": 10}
+_AC = {"variant": "actor_critic"}
+ACCURACY_ROWS: dict[str, dict[str, Any]] = {
+    "commitment": _row(
+        "commitment", TEST_KNOBS, {**TEST_KNOBS, **_TEST_PHASE2}, seed=1
+    ),
+    "corridor": _row("corridor", _CORRIDOR, {**_CORRIDOR, **_GRID_PHASE2}),
+    "corridor_ac": _row("corridor", _CORRIDOR, {**_CORRIDOR, **_GRID_PHASE2, **_AC}),
+    "unsteady": _row("unsteady", MULTIGRID_KNOBS, {**MULTIGRID_KNOBS, **_GRID_PHASE2}),
+    "unsteady_ac": _row(
+        "unsteady", MULTIGRID_KNOBS, {**MULTIGRID_KNOBS, **_GRID_PHASE2, **_AC}
+    ),
+    "two_humans_door_ac": _row(
+        "two_humans_door", MULTIGRID_KNOBS, {**MULTIGRID_KNOBS, **_GRID_PHASE2, **_AC}
+    ),
+    "transport_small": _row(
+        "transport_small", {"num_frames": 100_000}, {"num_frames": 100_000}
+    ),
+}
+"""The learned-vs-exact rows of docs/learned.md and docs/transport.md: world, the
+phase knobs (the rest are the defaults of :class:`empo.Parameters`, default theory)
+and the seed."""
 
 
 def key_door_parameters(
@@ -152,6 +224,7 @@ def keydoor(
     compiled = compile_any(world)
     rows = []
     for seed in seeds:
+        load_before = os.getloadavg()[0]
         start = time.perf_counter()
         params = key_door_parameters(seed, frames, representation)
         params = params.with_overrides(overrides)
@@ -170,6 +243,9 @@ def keydoor(
                 **checks,
                 "success": success,
                 "seconds": seconds,
+                "load_before": load_before,
+                "load_after": os.getloadavg()[0],
+                "date": _now(),
                 "errors": compare(tables, exact),
                 "first_deviation": first_deviation(path, pi_r, exact),
                 "first_worse_action": first_deviation(path, pi_r, exact, 1e-9),
@@ -177,6 +253,41 @@ def keydoor(
         )
         print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
+
+
+def accuracy(
+    rows: list[str], device: str, overrides: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Train each named row of :data:`ACCURACY_ROWS` and print its errors against the
+    exact solution, the training's wall time, the load average and the date."""
+    out = []
+    for name in rows:
+        params = Parameters.from_dict({**ACCURACY_ROWS[name], "solver": "learned"})
+        params = params.with_overrides(overrides)
+        compiled = compile_any(build_world(params.world.name))
+        load_before = os.getloadavg()[0]
+        start = time.perf_counter()
+        solution = train(compiled, params, device=device, progress=False)
+        seconds = time.perf_counter() - start
+        exact = solve(compiled, params.theory)
+        out.append(
+            {
+                "row": name,
+                "states": compiled.num_states,
+                "seconds": seconds,
+                "load_before": load_before,
+                "load_after": os.getloadavg()[0],
+                "date": _now(),
+                "errors": compare(solution.tabulate(compiled), exact),
+                "overrides": overrides,
+            }
+        )
+        print(json.dumps(out[-1]), flush=True)
+    return out
 
 
 def throughput(
@@ -224,6 +335,8 @@ def main() -> None:
     bench = sub.add_parser("throughput", help="frames/s and gradient steps/s")
     bench.add_argument("--world", default="key_door")
     bench.add_argument("--frames", type=int, default=4000)
+    rows = sub.add_parser("accuracy", help="learned-vs-exact rows of the docs")
+    rows.add_argument("--row", nargs="+", choices=ACCURACY_ROWS, required=True)
     study = sub.add_parser("keydoor", help="key-and-door seed study")
     study.add_argument("--seeds", type=int, nargs="+", default=[12, 22, 32, 42, 52])
     study.add_argument(
@@ -234,16 +347,17 @@ def main() -> None:
     )
     bench.add_argument("--representation", choices=REPRESENTATIONS, default="network")
     study.add_argument("--representation", choices=REPRESENTATIONS, default="table")
-    for p in (bench, study):
+    for p in (bench, rows, study):
         p.add_argument("--device", default=None, help="cpu or cuda (default: both)")
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    study.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="parameter override, e.g. phase2.advantage_weight=100 (repeatable)",
-    )
+    for p in (rows, study):
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="parameter override, e.g. phase2.advantage_weight=100 (repeatable)",
+        )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     devices = [args.device] if args.device else ["cpu"]
@@ -252,11 +366,14 @@ def main() -> None:
     for device in devices:
         if args.command == "throughput":
             throughput(args.world, args.frames, device, args.representation)
+            continue
+        overrides = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            overrides[key] = yaml.safe_load(value)
+        if args.command == "accuracy":
+            accuracy(args.row, device, overrides)
         else:
-            overrides = {}
-            for item in args.set:
-                key, _, value = item.partition("=")
-                overrides[key] = yaml.safe_load(value)
             frames = args.frames or STUDY_FRAMES[args.representation]
             keydoor(args.seeds, frames, device, overrides, args.representation)
 
