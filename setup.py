@@ -29,7 +29,7 @@ EXTRAS_REQUIRE["all"] = sorted({r for reqs in EXTRAS_REQUIRE.values() for r in r
 
 setup(
     name="empo",
-    version="0.2.0",
+    version="0.3.0",
     description=(
         "Policies that softly maximise aggregate human power "
         "(Heitzig & Potham, arXiv:2508.00159), on TorchRL and TensorDict."

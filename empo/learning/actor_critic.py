@@ -78,10 +78,13 @@ class ActorCriticLoss(Phase2Base):
 
     @dataclass
     class _AcceptedKeys(Phase2Base._AcceptedKeys):
-        """Batch keys and the networks' outputs."""
+        """Batch keys, the networks' outputs and the fixed targets ``v_r_target``
+        and ``pi_r_target``."""
 
         log_neg_v_r: NestedKey = "log_neg_v_r"
         logits_r: NestedKey = "logits_r"
+        v_r_target: NestedKey = "v_r_target"
+        pi_r_target: NestedKey = "pi_r_target"
 
     vr_network: TensorDictModuleBase
     vr_network_params: TensorDictParams
@@ -209,12 +212,46 @@ class ActorCriticLoss(Phase2Base):
         )
         return here["v_e_target"], here["v_r"], weights
 
+    @torch.no_grad()
+    def layer_targets(self, states: TensorDict) -> dict[str, Tensor]:
+        """Fixed targets of fitted backward induction at ``states`` whose successors
+        lie in finished layers: the critic's look-ahead ``q_r`` (12) from the online
+        networks at the successors, the actor's target eq. (5) of it at ``β_r``,
+        ``V^e_h`` (13) under that policy and ``V_r = U_r + Σ π_r q_r`` (eqs. 7-9)
+        with ``X_h`` from that ``V^e_h`` target: the exact backup at ``s``."""
+        ve_params, vr_params = self.ve_network_params, self.vr_network_params
+
+        def successor_values(succ: TensorDict) -> dict[str, Tensor]:
+            return {
+                "v_e": self.goal_values(ve_params, succ),
+                "v_r": self.robot_v(vr_params, succ),
+            }
+
+        eq5 = self.eq5(states)
+        ve_target, q_r = self.lookahead(
+            states, eq5, successor_values, False, self.generator
+        )
+        pi_r = eq5(q_r)
+        chain = self.chain(states, q_r, ve_target.clamp(0.0, 1.0), pi_r=pi_r)
+        return {
+            "v_e_target": ve_target,
+            "v_r_target": chain["v_r"],
+            "pi_r_target": pi_r,
+        }
+
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        """Losses ``loss_v_e``, ``loss_v_r`` and ``loss_pi_r``."""
+        """Losses ``loss_v_e``, ``loss_v_r`` and ``loss_pi_r``, against the batch's
+        fixed targets where it carries them."""
         states = self.batch_states(tensordict)
         mask = self.data.robot_mask(states)
         alive = mask.any(-1)
-        ve_target, v_target, weights = self.targets(states)
+        keys = self.tensor_keys
+        v_target = tensordict.get(keys.v_r_target, None)
+        if v_target is None:
+            ve_target, v_target, weights = self.targets(states)
+        else:
+            ve_target = tensordict.get(keys.v_e_target)
+            weights = tensordict.get(keys.pi_r_target)
         loss_ve = self.goal_value_loss(states, ve_target)
         log_v = self.log_neg_robot_value(self.vr_network_params, states)
         log_target = torch.log((-v_target).clamp_min(1e-30))

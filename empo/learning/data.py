@@ -106,9 +106,17 @@ class WorldData(ABC):
         ``[A_r, robot]`` per-robot action of each joint robot action.
     goal_weights
         ``[H, G]`` float32 goal weights (0 on padding).
+    enumerate_profiles
+        Whether targets average over every action profile with its probability
+        (enumerated worlds; set by the layered schedule on worlds reached by rows
+        with few joint actions) instead of ``samples`` drawn ones.
     """
 
     enumerated: bool = False
+    num_layers: int | None = None
+    """Number of layers (:meth:`layer`), or ``None`` for a world without them."""
+    timed: bool = False
+    """Whether the layers are a time step in the state (not only heights)."""
 
     def __init__(self, world: Any, initial_row: Int64[Tensor, " dim"], device: Any):
         if not world.robots:
@@ -138,6 +146,7 @@ class WorldData(ABC):
         humans = mixed_radix(tuple(self.counts[h] for h in self.humans)).to(dev)
         self._all_humans = humans
         self._others = [humans[humans[:, h] == 0] for h in range(self.num_humans)]
+        self.enumerate_profiles = self.enumerated
 
     # -- what each source reads from its world ------------------------------------
 
@@ -182,6 +191,11 @@ class WorldData(ABC):
     def all_states(self) -> TensorDict | None:
         """Every state (enumerated worlds), or ``None``."""
         return None
+
+    def layer(self, states: TensorDict) -> Int64[Tensor, "*batch"]:
+        """Layer of each state, in ``[0, num_layers)``: every successor of a state
+        lies in a later layer (worlds with ``num_layers`` only)."""
+        raise ValueError("this world has no layers (it is cyclic or has no time step)")
 
     # -- shared -------------------------------------------------------------------
 
@@ -257,13 +271,14 @@ class WorldData(ABC):
         ``Σ_m w[h, m] f(a^m_{-h})`` is ``E_{μ_-h}[f]`` for the default belief
         ``μ_-h`` (others independent, uniform over their allowed actions,
         THEORY.md). Enumerated worlds list every joint action of the others (padded
-        with weight 0); others draw ``samples`` profiles of all humans, shared by
-        every ``h``, with weight ``1/M``.
+        with weight 0), as do worlds reached by rows with ``enumerate_profiles``
+        set; others draw ``samples`` profiles of all humans, shared by every ``h``,
+        with weight ``1/M``.
         """
         mask = self.human_mask(states).to(torch.float32)
         mu = mask / mask.sum(-1, keepdim=True).clamp_min(1.0)
         h = self.num_humans
-        if not self.enumerated:
+        if not self.enumerate_profiles:
             actions, weights = self._drawn(mu, samples, generator)
             return actions[:, None].expand(-1, h, -1, -1), weights[:, None].expand(
                 -1, h, -1
@@ -285,9 +300,10 @@ class WorldData(ABC):
     ) -> Profiles:
         """Profiles of all humans for eqs. (4) and (6): actions ``[B | 1, M, H]``
         and weights ``[B, M]`` with ``Σ_m w_m f(a^m) = E_{Π_h π̄_h}[f]``: every
-        joint human action weighted by ``Π_h π̄_h`` on enumerated worlds, else
-        ``samples`` draws with weight ``1/M``."""
-        if not self.enumerated:
+        joint human action weighted by ``Π_h π̄_h`` on enumerated worlds (and where
+        ``enumerate_profiles`` is set), else ``samples`` draws with weight
+        ``1/M``."""
+        if not self.enumerate_profiles:
             return self._drawn(pi_bar, samples, generator)
         actions = self._all_humans
         weight = torch.ones(pi_bar.shape[0], actions.shape[0], device=self.device)
@@ -343,6 +359,16 @@ class CompiledData(WorldData):
         self.membership = membership & self.goal_mask
         self.alive = torch.nonzero(~self.terminal_ids)[:, 0]
         self._index = StateIndex(world)
+        self._layers: Tensor | None = None
+        column = world.metadata.get("layer_column")
+        if column is not None:
+            self.timed = True
+            self._layers = self.rows[:, int(column)]
+        elif world.height is not None:
+            height = world.height.to(dev)
+            self._layers = int(height.max()) - height
+        if self._layers is not None:
+            self.num_layers = int(self._layers.max()) + 1
         self._radix = torch.tensor(
             [math.prod(self.counts[i + 1 :]) for i in range(self.num_agents)],
             device=dev,
@@ -408,6 +434,13 @@ class CompiledData(WorldData):
         """Every state of the compiled world, in id order."""
         return self.of_ids(torch.arange(self.num_states, device=self.device))
 
+    def layer(self, states: TensorDict) -> Int64[Tensor, "*batch"]:
+        """The time step where the world was compiled from a model with a layer
+        column, else ``max height − height`` (acyclic worlds)."""
+        if self._layers is None:
+            return super().layer(states)
+        return self._layers[states.get(STATE_ID)]
+
 
 class RowData(WorldData):
     """A world model reached by state rows only (module docstring).
@@ -423,6 +456,11 @@ class RowData(WorldData):
     def __init__(self, world: WorldModel, device: Any = "cpu"):
         self.world = world
         super().__init__(world, world.initial_states()[0], device)
+        self.layer_column: int | None = None
+        if hasattr(world, "layer_column") and hasattr(world, "state_bounds"):
+            self.layer_column = int(world.layer_column)
+            self.timed = True
+            self.num_layers = int(world.state_bounds()[1, self.layer_column]) + 1
 
     def states(self, rows: Int64[Tensor, "*batch dim"]) -> TensorDict:
         """States of the given rows."""
@@ -467,6 +505,13 @@ class RowData(WorldData):
     def complete(self, succ: TensorDict) -> TensorDict:
         """Successor rows are complete states."""
         return succ
+
+    def layer(self, states: TensorDict) -> Int64[Tensor, "*batch"]:
+        """The layer column of the rows (the time step), clamped to the bounds."""
+        if self.layer_column is None:
+            return super().layer(states)
+        layer = states.get(STATE)[..., self.layer_column]
+        return layer.clamp(0, self.num_layers - 1)
 
     def distinct(self, succ: TensorDict, prob: Probs) -> tuple[TensorDict, Index]:
         """Distinct successor rows of positive probability, identified by their

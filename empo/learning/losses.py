@@ -32,6 +32,7 @@ from torchrl.objectives import LossModule
 
 from empo import theory
 from empo.learning.data import STATE, STATE_ID, WorldData
+from empo.learning.layered_network import LayeredNetwork
 from empo.parameters.theory import TheoryParameters
 
 __all__ = [
@@ -223,6 +224,8 @@ class EmpoLoss(LossModule):
     ) -> Tensor:
         """``network``'s output ``key`` on ``states`` with ``params`` (its own
         parameters when ``None``), on a shallow copy of ``states``."""
+        if isinstance(network, LayeredNetwork):
+            return network.evaluate(params, states)
         if params is None:
             return network(states.copy()).get(key)
         with params.to_module(network):

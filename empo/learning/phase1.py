@@ -7,7 +7,7 @@ Shared parts (keys, target options, error functions) are in
 from __future__ import annotations
 
 from dataclasses import dataclass
-
+from typing import Callable
 
 import torch
 from jaxtyping import Float
@@ -58,9 +58,11 @@ class Phase1Loss(EmpoLoss):
 
     @dataclass
     class _AcceptedKeys(EmpoLoss._AcceptedKeys):
-        """Batch keys and the network's output ``q_m`` (``Q^m_h − Φ``, raw)."""
+        """Batch keys, the network's output ``q_m`` (``Q^m_h − Φ``, raw) and the
+        fixed target ``q_m_target`` (read when a batch carries it)."""
 
         q_m: NestedKey = "q_m_raw"
+        q_m_target: NestedKey = "q_m_target"
 
     q_network: TensorDictModuleBase
     q_network_params: TensorDictParams
@@ -129,23 +131,53 @@ class Phase1Loss(EmpoLoss):
         """``π_h(s, g)`` of the online network (eq. 2)."""
         return self.phase1_values(self.q_network_params, states)["pi_h"]
 
+    @torch.no_grad()
+    def target(
+        self,
+        states: TensorDict,
+        successor_v_m: Callable[[TensorDict], Tensor] | None = None,
+    ) -> Float[Tensor, "batch human goal action"]:
+        """Regression target of the network's output at ``states``: eq. (1) from
+        :func:`phase1_target` minus the shaping potential.
+
+        Parameters
+        ----------
+        states
+            ``[B]`` states.
+        successor_v_m
+            ``V^m_h`` at successors; default :meth:`successor_v_m` (the target
+            network). Fitted backward induction passes the online network, whose
+            later layers are final.
+        """
+        data = self.data
+        others = data.others_profiles(states, self.samples, self.generator)
+        target = phase1_target(
+            data,
+            states,
+            others,
+            successor_v_m or self.successor_v_m,
+            self.theory_params.gamma_h,
+            self.sampled,
+            self.generator,
+        )
+        if self.potential is not None:
+            target = target - self.potential[states.get(STATE_ID)][..., None]
+        return target
+
+    @torch.no_grad()
+    def online_v_m(self, states: TensorDict) -> Float[Tensor, "batch human goal"]:
+        """``V^m_h`` of the online network (eqs. 2-3)."""
+        return self.phase1_values(self.q_network_params, states)["v_m"]
+
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        """Loss ``loss_q_m``: squared error over allowed actions and real goals."""
+        """Loss ``loss_q_m``: squared error over allowed actions and real goals,
+        against the batch's ``q_m_target`` where it carries one (fitted backward
+        induction) and :meth:`target` otherwise."""
         data = self.data
         states = self.batch_states(tensordict)
-        with torch.no_grad():
-            others = data.others_profiles(states, self.samples, self.generator)
-            target = phase1_target(
-                data,
-                states,
-                others,
-                self.successor_v_m,
-                self.theory_params.gamma_h,
-                self.sampled,
-                self.generator,
-            )
-            if self.potential is not None:
-                target = target - self.potential[states.get(STATE_ID)][..., None]
+        target = tensordict.get(self.tensor_keys.q_m_target, None)
+        if target is None:
+            target = self.target(states)
         pred = self.evaluate(
             self.q_network, self.q_network_params, states, self.tensor_keys.q_m
         )

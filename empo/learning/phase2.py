@@ -47,9 +47,11 @@ class Phase2Base(EmpoLoss):
 
     @dataclass
     class _AcceptedKeys(EmpoLoss._AcceptedKeys):
-        """Batch keys and the ``V^e`` network's raw output."""
+        """Batch keys, the ``V^e`` network's raw output and its fixed target
+        ``v_e_target`` (read when a batch carries it)."""
 
         v_e: NestedKey = "v_e_raw"
+        v_e_target: NestedKey = "v_e_target"
 
     ve_network: TensorDictModuleBase
     ve_network_params: TensorDictParams
@@ -101,6 +103,13 @@ class Phase2Base(EmpoLoss):
         )
         return {"v_e": v_e, **vars(chain)}
 
+    def eq5(self, states: TensorDict) -> Callable[[Tensor], Tensor]:
+        """``q_r -> π_r`` by eq. (5) at the loss's ``β_r`` on ``states``."""
+        mask = self.data.robot_mask(states)
+        return lambda q_r: theory.robot_policy_of(
+            q_r, mask, self.theory_params, self.beta_r
+        )
+
     def goal_value_loss(
         self, states: TensorDict, ve_target: Float[Tensor, "batch human goal"]
     ) -> Tensor:
@@ -120,13 +129,14 @@ class Phase2Base(EmpoLoss):
     def lookahead(
         self,
         states: TensorDict,
-        pi_r: Float[Tensor, "batch a_r"],
+        pi_r: Float[Tensor, "batch a_r"] | Callable[[Tensor], Tensor],
         successor_values: Callable[[TensorDict], dict[str, Tensor]],
         sampled: bool,
         generator: torch.Generator | None,
     ) -> tuple[Float[Tensor, "batch human goal"], Float[Tensor, "batch a_r"]]:
         """:func:`~empo.learning.targets.phase2_target` at ``states`` under the
-        frozen ``π_h``, profiles from its goal marginals (eqs. 4, 6)."""
+        frozen ``π_h``, profiles from its goal marginals (eqs. 4, 6); ``pi_r`` may
+        be a function of the ``Q_r`` target."""
         pi_h = self.human_policy(states)
         pi_bar = theory.goal_marginal_policy(pi_h, self.data.goal_weights)
         profiles = self.data.human_profiles(pi_bar, self.samples, generator)
@@ -171,9 +181,11 @@ class Phase2Loss(Phase2Base):
 
     @dataclass
     class _AcceptedKeys(Phase2Base._AcceptedKeys):
-        """Batch keys and the networks' outputs."""
+        """Batch keys, the networks' outputs and the fixed target
+        ``q_r_target``."""
 
         log_neg_q_r: NestedKey = "log_neg_q_r"
+        q_r_target: NestedKey = "q_r_target"
 
     qr_network: TensorDictModuleBase
     qr_network_params: TensorDictParams
@@ -237,6 +249,22 @@ class Phase2Loss(Phase2Base):
         )
 
     @torch.no_grad()
+    def layer_targets(self, states: TensorDict) -> dict[str, Tensor]:
+        """Fixed targets of fitted backward induction at ``states`` whose successors
+        lie in finished layers: ``Q_r`` (12) from the online networks at the
+        successors, and ``V^e_h`` (13) under ``π_r(s)`` of eq. (5) applied to that
+        ``Q_r`` target, i.e. the exact backup of eqs. (4)-(6) at ``s``."""
+        ve_params, qr_params = self.ve_network_params, self.qr_network_params
+        ve_target, q_target = self.lookahead(
+            states,
+            self.eq5(states),
+            lambda s: self.robot_values(ve_params, qr_params, s, self.beta_r),
+            False,
+            self.generator,
+        )
+        return {"v_e_target": ve_target, "q_r_target": q_target}
+
+    @torch.no_grad()
     def online_values(self, states: TensorDict, beta_r: float) -> dict[str, Tensor]:
         """:meth:`robot_values` of the online networks."""
         return self.robot_values(
@@ -256,9 +284,15 @@ class Phase2Loss(Phase2Base):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """Losses ``loss_v_e`` (squared error) and ``loss_q_r`` (in ``log(-Q_r)``,
-        squared mean error plus ``advantage_weight`` times the squared deviations)."""
+        squared mean error plus ``advantage_weight`` times the squared deviations),
+        against the batch's fixed targets where it carries them."""
         states = self.batch_states(tensordict)
-        ve_target, q_target = self.targets(states)
+        keys = self.tensor_keys
+        q_target = tensordict.get(keys.q_r_target, None)
+        if q_target is None:
+            ve_target, q_target = self.targets(states)
+        else:
+            ve_target = tensordict.get(keys.v_e_target)
         loss_ve = self.goal_value_loss(states, ve_target)
         log_pred = self.evaluate(
             self.qr_network,

@@ -123,7 +123,7 @@ def phase2_target(
     data: WorldData,
     states: TensorDict,
     pi_h: Float[Tensor, "batch human goal action"],
-    pi_r: Float[Tensor, "batch a_r"],
+    pi_r: Float[Tensor, "batch a_r"] | Callable[[Tensor], Tensor],
     profiles: Profiles,
     successor_values: SuccessorValues,
     gamma_h: float,
@@ -140,7 +140,9 @@ def phase2_target(
     pi_h
         Frozen phase-1 policy ``π_h(s, g)`` at ``states``.
     pi_r
-        Robot policy ``π_r(s)`` at ``states``.
+        Robot policy ``π_r(s)`` at ``states``, or a function that computes it from
+        the ``Q_r`` target (fitted backward induction: eq. (5) at ``s`` from the
+        look-ahead itself).
     profiles
         :meth:`~empo.learning.data.WorldData.human_profiles` from ``π̄_h(s)``.
     successor_values
@@ -170,6 +172,8 @@ def phase2_target(
     inverse = inverse.reshape(b, m, a_r, k)
     v_r_next = (prob * nxt["v_r"][inverse]).sum(-1)
     q_target = gamma_r * (weights[:, :, None] * v_r_next).sum(1)
+    if callable(pi_r):
+        pi_r = pi_r(q_target)
     backup = theory.goal_backup(data.in_goal(unique), nxt["v_e"], gamma_h)
     expected = (prob[..., None, None] * backup[inverse]).sum(3)
     robot_part = (pi_r[:, None, :, None, None] * expected).sum(2)

@@ -390,12 +390,22 @@ def train(
         ``"embedding"``, ``shaping_scale > 0`` or ``uniform_state_fraction > 0``
         without enumeration), or a checkpoint written with other parameters.
     """
-    from empo.analysis.compare import compare
     from empo.parameters.learning import Phase2Variant
+
+    from empo.learning.layered import train_layered, uses_layers
 
     device = torch.device(device or "cpu")
     data = make_data(world, params, device)
     _check(params, data)
+    if uses_layers(data, params):
+        solution = train_layered(
+            data, params, progress=progress, logger=logger, run_dir=run_dir
+        )
+        steps = (
+            solution.stats["phase1/grad_steps"] + solution.stats["phase2/grad_steps"]
+        )
+        _log_errors(solution, exact, logger, int(steps))
+        return solution
     tp = params.theory
     k1, k2 = params.phase1, params.phase2
     seeds = stream_seeds(int(params.seed), 7)
@@ -478,10 +488,18 @@ def train(
         beta_r=float(tp.beta_r),
         stats={**runner1.stats(), **runner2.stats()},
     )
-    if exact is not None and logger is not None:
-        errors = compare(solution.tabulate(exact.world), exact)
-        logger(
-            {f"error/{k}": v for k, v in errors.items()},
-            runner1.frames + runner2.frames,
-        )
+    _log_errors(solution, exact, logger, runner1.frames + runner2.frames)
     return solution
+
+
+def _log_errors(
+    solution: LearnedSolution, exact: Any, logger: Logger | None, step: int
+) -> None:
+    """Log the errors against the exact solution (:func:`empo.analysis.compare`)
+    at ``step`` once training is done."""
+    from empo.analysis.compare import compare
+
+    if exact is None or logger is None:
+        return
+    errors = compare(solution.tabulate(exact.world), exact)
+    logger({f"error/{k}": v for k, v in errors.items()}, step)

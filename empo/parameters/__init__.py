@@ -21,6 +21,7 @@ from empo.parameters.learning import (
     Phase1Parameters,
     Phase2Parameters,
     Phase2Variant,
+    Schedule,
     StateEncoding,
     WorldAccess,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Phase2Parameters",
     "Phase2Variant",
     "RobotPolicyKind",
+    "Schedule",
     "SolverKind",
     "StateEncoding",
     "TheoryParameters",

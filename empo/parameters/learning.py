@@ -72,6 +72,25 @@ class WorldAccess(str, Enum):
     SAMPLED = "sampled"
 
 
+class Schedule(str, Enum):
+    """How the learned solver trains (``phase1.schedule``, both phases).
+
+    ``"online"``: TD learning on rollouts with a replay buffer, targets that
+    bootstrap from soft-updated target networks (:mod:`empo.learning.trainer`),
+    for any world. ``"layered"``: fitted backward induction for worlds with layers
+    (a time step in the state, or any acyclic compiled world): one sub-network per
+    layer, fitted last layer first on fixed targets from the finished later layers
+    (:mod:`empo.learning.layered`). ``"auto"``: ``"layered"`` where the world has
+    the time step in its state (MultiGrid and transport worlds with a horizon) and
+    both phases use networks, ``"online"`` otherwise (cyclic worlds, other acyclic
+    worlds, lookup tables).
+    """
+
+    AUTO = "auto"
+    ONLINE = "online"
+    LAYERED = "layered"
+
+
 SAMPLED_JOINT_THRESHOLD = 4096
 """Joint-action count above which ``world_access = "auto"`` chooses ``"sampled"``."""
 
@@ -118,6 +137,8 @@ class _TrainingKnobs(Block):
     checkpoint_interval: int = ranged(10, _positive_int, "checkpoint_interval ≥ 1")
     log_interval: int = ranged(1, _positive_int, "log_interval ≥ 1")
     samples_per_state: int = ranged(4, _positive_int, "samples_per_state ≥ 1")
+    layer_states: int = ranged(4096, _positive_int, "layer_states ≥ 1")
+    layer_updates: int = ranged(1500, _positive_int, "layer_updates ≥ 1")
 
     def check_consistency(self) -> None:
         """Reject a replay buffer smaller than one batch or one collection."""
@@ -184,18 +205,35 @@ class Phase1Parameters(_TrainingKnobs):
     samples_per_state
         ``M``, action profiles of the other agents drawn per state for each target
         when the world is accessed by sampling (``world_access``), ``≥ 1``.
+    layer_states
+        Layered schedule: most distinct states per layer drawn by the branching
+        rollouts and fitted, ``≥ 1`` (later passes add the solution's rollouts).
+    layer_updates
+        Layered schedule: gradient steps per layer and pass, ``≥ 1``.
+        ``num_frames``, ``frames_per_batch``, ``updates_per_batch``,
+        ``buffer_size``, ``uniform_state_fraction``, ``target_update_tau`` and the
+        ε schedule belong to the online schedule only.
     shaping_scale
         Weight of the potential-based shaping of phase 1, ``≥ 0`` (0: none); it does
         not change the fixed point.
     world_access
         ``"auto"``, ``"compiled"`` or ``"sampled"`` (:class:`WorldAccess`): whether
         both phases train on the enumerated world or on sampled state rows.
+    schedule
+        ``"auto"``, ``"online"`` or ``"layered"`` (:class:`Schedule`): TD learning
+        on rollouts, or fitted backward induction layer by layer (both phases).
+    layer_passes
+        Layered schedule: backward passes, ``≥ 1``; each pass after the first adds
+        the states visited by ``num_envs`` rollouts of the solution so far (robot
+        exploring with ``phase2.epsilon_end``) and refits every layer.
     """
 
     prefix: ClassVar[str] = "phase1"
 
     shaping_scale: float = ranged(0.0, non_negative, "0 ≤ shaping_scale < inf")
     world_access: WorldAccess = WorldAccess.AUTO
+    schedule: Schedule = Schedule.AUTO
+    layer_passes: int = ranged(2, _positive_int, "layer_passes ≥ 1")
 
 
 @unchecked_init
@@ -209,7 +247,8 @@ class Phase2Parameters(_TrainingKnobs):
     updates_per_batch, num_envs, max_episode_steps, buffer_size,
     uniform_state_fraction, target_update_tau, state_encoding, embed_dim,
     hidden_sizes, epsilon_start, epsilon_end, epsilon_steps, expected_targets,
-    checkpoint_interval, log_interval, samples_per_state
+    checkpoint_interval, log_interval, samples_per_state, layer_states,
+    layer_updates
         As in :class:`Phase1Parameters`.
     beta_r_start
         Initial robot rationality ``β'_r`` of the rollout policy, annealed up to
@@ -244,4 +283,18 @@ def _state_encoding_auto(data: dict[str, Any]) -> dict[str, Any]:
         block = data.get(phase)
         if isinstance(block, dict) and block.get("state_encoding") == "embedding":
             out[phase] = {**block, "state_encoding": StateEncoding.AUTO.value}
+    return out
+
+
+@migration("0.2.0")
+def _online_schedule(data: dict[str, Any]) -> dict[str, Any]:
+    """Up to 0.2.0 the learned solver had one schedule, TD learning on rollouts:
+    files of that time keep it (``phase1.schedule = "online"``) where they do not
+    name one, instead of the layered schedule that ``"auto"`` now picks on worlds
+    with layers."""
+    out = dict(data)
+    block = data.get("phase1")
+    block = dict(block) if isinstance(block, dict) else {}
+    block.setdefault("schedule", Schedule.ONLINE.value)
+    out["phase1"] = block
     return out

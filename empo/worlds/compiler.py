@@ -365,8 +365,9 @@ def compile_world(
     Returns
     -------
     CompiledWorld
-        With ``state_table``, ``height`` (``None`` if cyclic) and
-        ``metadata["compile_seconds"]``/``["states_per_second"]``.
+        With ``state_table``, ``height`` (``None`` if cyclic),
+        ``metadata["compile_seconds"]``/``["states_per_second"]`` and, for a
+        model with a ``layer_column`` (its time step), ``metadata["layer_column"]``.
 
     Raises
     ------
@@ -418,6 +419,8 @@ def compile_world(
     seconds = time.perf_counter() - started
     world.metadata["compile_seconds"] = seconds
     world.metadata["states_per_second"] = world.num_states / max(seconds, 1e-12)
+    if hasattr(model, "layer_column"):
+        world.metadata["layer_column"] = int(model.layer_column)
     logger.info(
         "compiled %d states, %d joint actions, K=%d in %.3f s (%d waves)",
         world.num_states,
@@ -608,4 +611,5 @@ def compile_layers(
     seconds = time.perf_counter() - started + layers.seconds
     world.metadata["compile_seconds"] = seconds
     world.metadata["states_per_second"] = num_states / max(seconds, 1e-12)
+    world.metadata["layer_column"] = int(model.layer_column)
     return world

@@ -70,7 +70,7 @@ def _rows(phase1: dict[str, Any], phase2: dict[str, Any], world: Any) -> Paramet
         {
             "world": world,
             "solver": "learned",
-            "phase1": {**phase1, "world_access": "sampled"},
+            "phase1": {**phase1, "world_access": "sampled", "schedule": "online"},
             "phase2": phase2,
         }
     )
@@ -251,7 +251,8 @@ def test_run_experiment_both_saves_the_comparison(tmp_path) -> None:
 
 
 def test_train_runs_on_the_default_large_world() -> None:
-    solution = train(large(), Parameters(phase1=TINY, phase2=TINY), progress=False)
+    online = {**TINY, "schedule": "online"}
+    solution = train(large(), Parameters(phase1=online, phase2=TINY), progress=False)
     assert isinstance(solution, LearnedSolution) and solution.tabulate() is None
     assert solution.stats["phase1/frames"] == 64 == solution.stats["phase2/frames"]
     rows = solution.data.initial_row[None].repeat(3, 1)
