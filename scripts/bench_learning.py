@@ -155,13 +155,15 @@ def key_door_parameters(
     seed: int, frames: int, representation: str = "network"
 ) -> Parameters:
     """The key-and-door run: the paper's normative parameters, the knobs of
-    ``representation`` (``"network"`` or ``"table"``)."""
+    ``representation`` (``"network"`` or ``"table"``), the online schedule (TD
+    learning on rollouts; ``scripts/learned_seeds.py`` runs the default, layered
+    one)."""
     knobs = {**REPRESENTATIONS[representation], "num_frames": frames}
     return Parameters(
         world="key_door",
         solver="learned",
         seed=seed,
-        phase1=knobs,
+        phase1={**knobs, "schedule": "online"},
         phase2={
             **knobs,
             "beta_r_start": 0.5,

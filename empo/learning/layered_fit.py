@@ -187,7 +187,7 @@ class LayeredFit:
             for params in self._parameters(layer)
             for value in params.values(True, True)
         ]
-        optimizer = torch.optim.Adam(leaves, lr=knobs.learning_rate)
+        optimizer = torch.optim.Adam(leaves, lr=knobs.learning_rate, foreach=True)
         steps = knobs.layer_updates
         decay = knobs.learning_rate_decay ** (1.0 / steps)
         schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, decay)

@@ -233,7 +233,7 @@ class Phase1Parameters(_TrainingKnobs):
     shaping_scale: float = ranged(0.0, non_negative, "0 ≤ shaping_scale < inf")
     world_access: WorldAccess = WorldAccess.AUTO
     schedule: Schedule = Schedule.AUTO
-    layer_passes: int = ranged(2, _positive_int, "layer_passes ≥ 1")
+    layer_passes: int = ranged(1, _positive_int, "layer_passes ≥ 1")
 
 
 @unchecked_init

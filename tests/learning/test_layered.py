@@ -49,6 +49,7 @@ def _small_world() -> Any:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["dqn", "actor_critic"])
 def test_layered_schedule_matches_exact_on_a_small_layered_world(variant: str) -> None:
     world = _small_world()
@@ -130,7 +131,7 @@ def test_interrupted_layered_run_resumes_to_the_same_parameters(
 ) -> None:
     world = random_layered_world(16, num_actions=2, num_goals=2, num_layers=4, seed=5)
     knobs = {**LAYERED, "layer_states": 8, "layer_updates": 20, "batch_size": 8}
-    phase1 = {**knobs, "schedule": "layered", "num_envs": 4}
+    phase1 = {**knobs, "schedule": "layered", "layer_passes": 2, "num_envs": 4}
     params = _params(phase1, {**knobs, "variant": variant}, seed=3)
     reference = train(world, params, progress=False, run_dir=tmp_path / "a")
 
