@@ -337,14 +337,17 @@ def train_layered(
     """
     from tqdm.auto import tqdm
 
-    from empo.learning.actor_critic import ActorCriticLoss
     from empo.learning.checkpoint import RunCheckpoint
     from empo.learning.losses import TargetOptions
     from empo.learning.modules import goal_network, state_network
     from empo.learning.phase1 import Phase1Loss
-    from empo.learning.phase2 import Phase2Loss
     from empo.learning.solution import LearnedSolution
-    from empo.learning.trainer import frozen_policy, seeded_generator, stream_seeds
+    from empo.learning.trainer import (
+        frozen_policy,
+        phase2_loss,
+        seeded_generator,
+        stream_seeds,
+    )
     from empo.parameters.learning import SAMPLED_JOINT_THRESHOLD, Phase2Variant
 
     tp, k1, k2 = params.theory, params.phase1, params.phase2
@@ -388,13 +391,7 @@ def train_layered(
     def untrained(states: TensorDict) -> Tensor:
         raise RuntimeError("phase 2 ran before phase 1 was fitted")
 
-    loss2: Phase2Loss | ActorCriticLoss
-    if k2.variant == Phase2Variant.DQN:
-        loss2 = Phase2Loss(
-            ve_net, *robot_nets, data, tp, untrained, options2, k2.advantage_weight
-        )
-    else:
-        loss2 = ActorCriticLoss(ve_net, *robot_nets, data, tp, untrained, options2)
+    loss2 = phase2_loss(k2, ve_net, robot_nets, data, tp, untrained, options2)
     loss2.beta_r = float(tp.beta_r)
     schedule = LayeredSchedule(
         data,

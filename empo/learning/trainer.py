@@ -35,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from tensordict import TensorDict
+from tensordict.nn import TensorDictModuleBase
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.objectives import LossModule, SoftUpdate
 from tqdm.auto import tqdm
@@ -352,6 +353,34 @@ def frozen_policy(loss: Phase1Loss, data: WorldData) -> HumanPolicy:
     return lookup
 
 
+def phase2_loss(
+    knobs: Any,
+    ve_net: TensorDictModuleBase,
+    robot_nets: list[TensorDictModuleBase],
+    data: WorldData,
+    theory_params: Any,
+    human_policy: HumanPolicy,
+    options: TargetOptions,
+) -> Phase2Loss | ActorCriticLoss:
+    """The phase-2 loss of ``knobs.variant`` on the ``V^e`` network and the robot's
+    networks (``[Q_r]`` for DQN, ``[V_r, π_r]`` for actor-critic)."""
+    from empo.parameters.learning import Phase2Variant
+
+    if knobs.variant == Phase2Variant.DQN:
+        return Phase2Loss(
+            ve_net,
+            *robot_nets,
+            data,
+            theory_params,
+            human_policy,
+            options,
+            knobs.advantage_weight,
+        )
+    return ActorCriticLoss(
+        ve_net, *robot_nets, data, theory_params, human_policy, options
+    )
+
+
 def train(
     world: Any,
     params: Any,
@@ -448,13 +477,7 @@ def train(
     )
     human_policy = frozen_policy(loss1, data)
     options2 = _options(data, k2, gen2)
-    loss2: Phase2Loss | ActorCriticLoss
-    if k2.variant == Phase2Variant.DQN:
-        loss2 = Phase2Loss(
-            ve_net, *robot_nets, data, tp, human_policy, options2, k2.advantage_weight
-        )
-    else:
-        loss2 = ActorCriticLoss(ve_net, *robot_nets, data, tp, human_policy, options2)
+    loss2 = phase2_loss(k2, ve_net, robot_nets, data, tp, human_policy, options2)
     collector2 = Phase2Collector(
         data, loss2, k2.num_envs, k2.max_episode_steps, gen2, k2.goal_resample_steps
     )

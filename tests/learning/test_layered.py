@@ -19,6 +19,7 @@ from empo.learning.trainer import make_data
 from empo.parameters.validation import ParameterError
 from empo.worlds.random_world import random_layered_world
 from empo.worlds.registry import build_world, compile_any
+from test_train import _params, _small_world
 
 LAYERED = {
     "learning_rate": 1e-2,
@@ -29,24 +30,6 @@ LAYERED = {
     "hidden_sizes": [64, 64],
 }
 PHASE1 = {**LAYERED, "schedule": "layered", "layer_passes": 1}
-THEORY = {"beta_h": 5.0, "gamma_h": 0.95, "gamma_r": 0.95}
-
-
-def _params(phase1: dict[str, Any], phase2: dict[str, Any], **extra: Any) -> Parameters:
-    return Parameters(
-        world="commitment",
-        solver="learned",
-        theory=THEORY,
-        phase1=phase1,
-        phase2=phase2,
-        **extra,
-    )
-
-
-def _small_world() -> Any:
-    return random_layered_world(
-        30, num_actions=3, num_goals=3, num_layers=5, rest_action=True, seed=3
-    )
 
 
 @pytest.mark.slow
