@@ -64,7 +64,7 @@ def large_parameters(frames: int, batch_size: int, samples: int) -> Parameters:
         {
             "world": "transport_large",
             "solver": "learned",
-            "phase1": {**knobs, "world_access": "sampled"},
+            "phase1": {**knobs, "world_access": "sampled", "schedule": "online"},
             "phase2": {**knobs, "beta_r_steps": frames // 2},
         }
     )
@@ -101,7 +101,7 @@ def bench_against_exact(world: Any, frames: int) -> dict[str, Any]:
     knobs = {**SMALL_KNOBS, "num_frames": frames}
     params = Parameters.from_dict(
         {
-            "phase1": {**knobs, "world_access": "sampled"},
+            "phase1": {**knobs, "world_access": "sampled", "schedule": "online"},
             "phase2": {**knobs, "beta_r_steps": frames * 2 // 5},
         }
     )

@@ -81,8 +81,10 @@ log = logging.getLogger(__name__)
 
 def uses_layers(data: WorldData, params: Any) -> bool:
     """Whether ``params.phase1.schedule`` picks fitted backward induction on
-    ``data`` (``"auto"``: where the world has a time step in the state and neither
-    phase uses lookup tables).
+    ``data`` (``"auto"``: where the world is enumerated with a time step in its
+    states and neither phase uses lookup tables; worlds reached by rows keep the
+    online schedule unless ``"layered"`` is asked for, as its defaults have not been
+    measured there).
 
     Raises
     ------
@@ -101,7 +103,7 @@ def uses_layers(data: WorldData, params: Any) -> bool:
         if resolve_encoding(data, k) == "table"
     ]
     if schedule is Schedule.AUTO:
-        return data.timed and not tables
+        return data.timed and data.enumerated and not tables
     if data.num_layers is None:
         raise ValueError(
             "phase1.schedule = 'layered' needs a world with layers (a time step in "

@@ -61,6 +61,10 @@ def test_auto_schedule_is_layered_on_timed_worlds_with_networks_only() -> None:
     assert acyclic.num_layers == 5 and not acyclic.timed
     assert not uses_layers(acyclic, Parameters())
     assert uses_layers(acyclic, Parameters(phase1={"schedule": "layered"}))
+    rows = make_data(
+        build_world("corridor"), Parameters(phase1={"world_access": "sampled"}), "cpu"
+    )
+    assert rows.timed and not uses_layers(rows, Parameters())
     cyclic = random_layered_world(12, num_layers=3, cyclic=True, seed=2)
     cyclic_data = make_data(cyclic, Parameters(), "cpu")
     assert cyclic_data.num_layers is None
