@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import logging
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Iterator, Sequence, TextIO
 
 import torch
@@ -25,6 +23,7 @@ from empo.parameters.files import load_yaml
 from empo.resume import resume_experiment
 from empo.run import RunResult, run_experiment
 from empo.summary import format_summary
+from empo.sweep.cli import add_sweep_parser, run_sweep_command
 from empo.utils.solution_files import parse_keys
 from empo.utils.extras import MissingExtraError
 from empo.utils.loggers import LoggerKind, WandbMode
@@ -39,13 +38,6 @@ EXIT_INTERRUPTED = 130
 """SIGINT's conventional status; SIGTERM gives 128 + 15."""
 MAX_THREADS = 1024
 """Most torch threads a resumed run asks for (torch crashes on absurd counts)."""
-
-
-def _sweep_module() -> ModuleType | None:
-    try:
-        return importlib.import_module("empo.sweep.cli")
-    except ImportError:
-        return None
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -194,9 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the default parameters as YAML",
         description="Print the default parameters as YAML (a template for --config).",
     )
-    sweep = _sweep_module()
-    if sweep is not None:
-        sweep.add_sweep_parser(subparsers)
+    add_sweep_parser(subparsers)
     return parser
 
 
@@ -323,7 +313,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             print(yaml.safe_dump(Parameters().to_dict(), sort_keys=False), end="")
             return 0
         if args.command == "sweep":
-            return int(_sweep_module().run_sweep_command(args))  # type: ignore[union-attr]
+            return run_sweep_command(args)
         if args.command is None:
             args = parser.parse_args(["run"])
         return _run(args, sys.stdout)

@@ -1,23 +1,28 @@
 """Wall time of one sweep on each sweep backend, as a user starts it from the shell.
 
-Writes a sweep of ``--runs`` exact runs of ``--world`` (default ``corridor``, a few
-seconds per run; ``theory.beta_r`` and ``seed`` vary) and times, ``--repeats``
-times in rotation, the whole command
+For each world of ``--worlds`` (default ``corridor``, runs well under a second, and
+``two_humans_door``, runs of a few seconds), writes a sweep of ``--runs`` exact runs
+(``theory.beta_r`` and ``seed`` vary) and times, ``--repeats`` times in rotation,
+the whole command
 
     python -m empo sweep --config SWEEP --backend B --workers W --wandb-mode disabled
 
 for every backend B (sequential, multiprocess with W reusable worker processes, Ray
 started locally with W CPUs), each into a fresh temporary directory: start-up,
-imports, Ray's start and shutdown are all included. Prints each backend's median,
-min and max wall time and the median of its per-round ratio to sequential::
+imports, Ray's start and shutdown are all included. Prints, per world, the median
+duration of one run (as the sequential sweeps recorded it), each backend's median,
+min and max wall time and the median of its per-round ratio to sequential, and the
+load average before and after::
 
-    python scripts/bench_sweep.py [--world corridor] [--runs 8] [--workers 2]
-                                  [--repeats 3] [--backends sequential multiprocess]
+    python scripts/bench_sweep.py [--worlds corridor two_humans_door] [--runs 16]
+                                  [--workers 2] [--repeats 3]
+                                  [--backends sequential multiprocess ray]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -41,8 +46,12 @@ def _sweep(world: str, runs: int) -> dict:
     return {"name": "bench", "base": {"world": world}, "overrides": overrides}
 
 
-def _time(config: Path, backend: str, workers: int, root: Path) -> float:
-    """Seconds of one ``python -m empo sweep`` of ``config`` on ``backend``."""
+def _time(
+    config: Path, backend: str, workers: int, root: Path, runs: int
+) -> tuple[float, list[float]]:
+    """Seconds of one ``python -m empo sweep`` of ``config`` on ``backend``, and
+    the duration of each run as its row records it (every run checked: completed,
+    on one torch thread)."""
     with tempfile.TemporaryDirectory() as directory:
         argv = [sys.executable, "-m", "empo", "sweep", "--config", str(config)]
         argv += ["--backend", backend, "--workers", str(workers)]
@@ -56,33 +65,36 @@ def _time(config: Path, backend: str, workers: int, root: Path) -> float:
             text=True,
         )
         wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{backend} failed ({done.returncode}):\n{done.stderr}")
-    return wall
+        if done.returncode != 0:
+            raise SystemExit(f"{backend} failed ({done.returncode}):\n{done.stderr}")
+        table = Path(directory) / "out" / "results.jsonl"
+        rows = [json.loads(line) for line in table.read_text().splitlines() if line]
+    wrong = [r["run"] for r in rows if r["metrics"].get("threads") != 1]
+    if len(rows) != runs or wrong:
+        raise SystemExit(f"{backend}: {len(rows)} rows, not on one thread: {wrong}")
+    return wall, [row["duration_s"] for row in rows]
 
 
-def main() -> None:
-    """Parse arguments, time each backend in rotation, print medians and ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--world", default="corridor")
-    parser.add_argument("--runs", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
-    args = parser.parse_args()
-    root = Path(__file__).resolve().parents[1]
+def _bench(world: str, args: argparse.Namespace, root: Path) -> None:
+    """Time every backend on a sweep of ``world`` and print the table."""
     backends = list(dict.fromkeys(["sequential", *args.backends]))
     walls: dict[str, list[float]] = {backend: [] for backend in backends}
+    durations: list[float] = []
+    before = _load()
     with tempfile.TemporaryDirectory() as directory:
         config = Path(directory) / "sweep.yaml"
-        config.write_text(yaml.safe_dump(_sweep(args.world, args.runs)))
+        config.write_text(yaml.safe_dump(_sweep(world, args.runs)))
         for _ in range(args.repeats):
             for backend in backends:
-                walls[backend].append(_time(config, backend, args.workers, root))
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+                wall, runs = _time(config, backend, args.workers, root, args.runs)
+                walls[backend].append(wall)
+                if backend == "sequential":
+                    durations += runs
     print(
-        f"{args.runs}-run exact sweep of {args.world}, {args.repeats} rounds, "
-        f"{os.cpu_count()} cores, load average {load:.1f} at the end"
+        f"{args.runs}-run exact sweep of {world} (one run: median "
+        f"{statistics.median(durations):.2f} s), {args.repeats} rounds, "
+        f"{os.cpu_count()} cores, load average {before:.1f} before, "
+        f"{_load():.1f} after"
     )
     print(f"{'backend':<26}{'median':>9}{'min':>9}{'max':>9}{'vs seq.':>9}")
     for backend in backends:
@@ -93,6 +105,25 @@ def main() -> None:
             f"{label:<26}{statistics.median(times):8.1f}s{min(times):8.1f}s"
             f"{max(times):8.1f}s{statistics.median(ratios):9.2f}"
         )
+
+
+def _load() -> float:
+    """The one-minute load average (NaN where the platform has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def main() -> None:
+    """Parse arguments, time each backend in rotation, print medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worlds", nargs="+", default=["corridor", "two_humans_door"])
+    parser.add_argument("--runs", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
+    args = parser.parse_args()
+    root = Path(__file__).resolve().parents[1]
+    for world in args.worlds:
+        _bench(world, args, root)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,22 @@ one process only.
     One run after the other in this process, on ``devices[0]`` if given, else on the
     run's default device (CPU).
 ``multiprocess``
-    ``workers`` reusable processes (:mod:`empo.sweep.pool`), forked from a fresh
-    ``forkserver`` process that imported torch and empo once; each makes one run
-    after the other. With several GPUs, worker ``i`` pins its runs to
+    ``workers`` reusable processes (:mod:`empo.sweep.pool`), each making one run
+    after the other: on the CPU forked from this process (nothing to import again),
+    on GPUs from a fresh ``forkserver`` process that imported torch and empo once.
+    With several GPUs, worker ``i`` pins its runs to
     ``devices[i % len(devices)]``. A process that dies without a result (killed, out
     of memory) is recorded as a failed run and replaced.
 ``ray``
     One Ray task per run with its CPU/GPU request (Ray reuses its worker processes
     across tasks). ``address`` connects to an existing cluster
-    (``ray.init(address=...)``); without it a local Ray instance with ``workers`` CPUs
-    is started (and shut down at the end) unless Ray is already initialised in this
-    process, which is then reused. Usage statistics are turned off and the dashboard
+    (``ray.init(address=...)``; the workers get this ``empo`` on their
+    ``PYTHONPATH`` through the tasks' runtime environment); without it a local Ray
+    instance with ``workers`` CPUs is started (and shut down at the end) unless Ray
+    is already initialised in this process, which is then reused. A local Ray's
+    worker processes inherit this process's environment and import torch and empo
+    as they start, while Ray finishes starting (no runtime environment, whose
+    dedicated workers would start only when the first task arrives). Usage statistics are turned off and the dashboard
     is not started, so a local sweep never reaches the network.
 
 On ``KeyboardInterrupt`` (SIGINT, or the SIGTERM that :func:`~empo.sweep.run_sweep`
@@ -31,16 +36,23 @@ and re-raises.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from empo.sweep.pool import WorkerPool
-from empo.sweep.worker import RunTask, execute_run, failed_row
+from empo.sweep.worker import (
+    WORKER_MODULES,
+    RunTask,
+    execute_ray_run,
+    execute_run,
+    failed_row,
+)
 from empo.utils.extras import require
 
 logger = logging.getLogger(__name__)
@@ -153,6 +165,23 @@ def _empo_import_root() -> str:
     return str(Path(empo.__file__).resolve().parents[1])
 
 
+@contextlib.contextmanager
+def _import_path_for_children() -> Iterator[None]:
+    """``PYTHONPATH`` led by :func:`_empo_import_root` while processes that must
+    import empo start (a local Ray's daemons pass it on to its workers)."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        part for part in (_empo_import_root(), saved) if part
+    )
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
 def run_ray(
     tasks: Sequence[RunTask], on_row: RowCallback, options: BackendOptions
 ) -> None:
@@ -175,33 +204,36 @@ def run_ray(
     and every node must be able to import the same ``empo`` (installed, or under the
     same path, which is put on the workers' ``PYTHONPATH``).
     """
-    ray = require("ray", "ray", "the ray sweep backend")
+    check_backend("ray")
+    import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
+    local = started and not options.address
     if started and options.address:
         ray.init(
             address=options.address,
             log_to_driver=False,
             logging_level=logging.WARNING,
         )
-    elif started:
+    elif local:
         cpus = math.ceil((options.workers or 1) * max(options.cpus_per_run, 1.0))
-        ray.init(
-            num_cpus=cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-        )
-    remote = ray.remote(execute_run).options(
+        with _import_path_for_children():
+            ray.init(
+                num_cpus=cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                _system_config={"preload_python_modules": list(WORKER_MODULES)},
+            )
+    environment = {
+        "env_vars": {"PYTHONPATH": f"{_empo_import_root()}{os.pathsep}${{PYTHONPATH}}"}
+    }
+    remote = ray.remote(execute_ray_run).options(
         num_cpus=options.cpus_per_run,
         num_gpus=options.gpus_per_run,
         max_retries=0,
-        runtime_env={
-            "env_vars": {
-                "PYTHONPATH": f"{_empo_import_root()}{os.pathsep}${{PYTHONPATH}}"
-            }
-        },
+        **({} if local else {"runtime_env": environment}),
     )
     limit = options.workers or len(tasks)
     queue = list(tasks)
@@ -235,6 +267,25 @@ def run_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+BACKEND_EXTRAS: dict[str, tuple[str, str]] = {"ray": ("ray", "the ray sweep backend")}
+"""Backends that need an optional package: its module and what needs it."""
+
+
+def check_backend(backend: str) -> None:
+    """Fail at once, naming the extra to install, if ``backend`` needs a package
+    that is not installed.
+
+    Raises
+    ------
+    MissingExtraError
+        ``"the ray sweep backend needs ray, which is not installed: pip install
+        'empo[ray]'"``.
+    """
+    if backend in BACKEND_EXTRAS:
+        module, purpose = BACKEND_EXTRAS[backend]
+        require(module, module, purpose)
 
 
 BACKENDS: dict[str, Backend] = {

@@ -1,13 +1,20 @@
 """Reusable worker processes of the ``multiprocess`` sweep backend.
 
 Each worker runs :func:`~empo.sweep.worker.serve`: it executes one run after the
-other, so a sweep of short runs pays a process start per worker, not per run. Workers
-are forked from a ``forkserver`` process that imported torch and empo once (where the
-platform has one; elsewhere each worker is started with ``spawn`` and imports them
-itself). The server is a fresh interpreter, so no state of the sweep's own process
-(CUDA context, threads, torch settings) reaches a worker. Runs in one worker share no
-state that matters: every run seeds its generators, uses one torch thread and writes
-its own directory and log.
+other, so a sweep of short runs pays a process start per worker, not per run. How a
+worker starts (:func:`start_context`):
+
+- a sweep on the CPU, on Linux: forked from the sweep's own process, which has
+  imported torch and empo already, so a worker starts in milliseconds and imports
+  nothing (the sweep process has used one torch thread and no GPU; a worker sets its
+  own signal handling and thread count before its first run);
+- a sweep on GPUs (``devices`` given), or elsewhere: forked from a fresh
+  ``forkserver`` process that imports torch and empo once (``spawn`` where there is
+  no fork server), since CUDA cannot be used in a process forked after CUDA was
+  initialised.
+
+Runs in one worker share no state that matters: every run seeds its generators, uses
+one torch thread and writes its own directory and log.
 """
 
 from __future__ import annotations
@@ -16,20 +23,31 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, Sequence
 
-from empo.sweep.worker import RunTask, failed_row, serve
+from empo.sweep.worker import WORKER_MODULES, RunTask, failed_row, serve
 
 
-def _start_context() -> Any:
-    """A ``forkserver`` context that preloads the worker's imports, else ``spawn``."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+def start_context(devices: Sequence[str] = ()) -> Any:
+    """How workers start: ``fork`` for a CPU sweep on Linux, else a ``forkserver``
+    that preloads the worker's imports, else ``spawn``.
+
+    Parameters
+    ----------
+    devices
+        The devices the workers use; any device rules out ``fork``.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if not devices and sys.platform.startswith("linux") and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["empo.sweep.worker", "empo.run"])
+    context.set_forkserver_preload(list(WORKER_MODULES))
     return context
 
 
@@ -57,9 +75,9 @@ class WorkerPool:
     """
 
     def __init__(self, size: int, devices: Sequence[str] = ()):
-        self.context = _start_context()
-        self.size = size
         self.devices = tuple(devices)
+        self.context = start_context(self.devices)
+        self.size = size
         self.workers: list[_Worker] = []
 
     @property

@@ -31,7 +31,12 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from empo.sweep.backends import BACKENDS, BackendOptions, default_devices
+from empo.sweep.backends import (
+    BACKENDS,
+    BackendOptions,
+    check_backend,
+    default_devices,
+)
 from empo.sweep.spec import SweepError, SweepSpec
 from empo.sweep.table import (
     COMPLETED,
@@ -166,11 +171,15 @@ def run_sweep(
     ------
     SweepError
         On an unknown backend or a directory that holds a different sweep.
+    MissingExtraError
+        When the backend needs a package that is not installed (before anything is
+        written).
     """
     if backend not in BACKENDS:
         raise SweepError(
             f"unknown sweep backend {backend!r}; allowed: {', '.join(BACKENDS)}"
         )
+    check_backend(backend)
     if devices is None:
         devices = default_devices() if backend == "multiprocess" else ()
     try:

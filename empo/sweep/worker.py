@@ -33,6 +33,10 @@ from empo.utils.run_dir import RUNNING, read_metrics, run_state
 #: own fields and the process record of the run.
 ROW_FIELDS = ("status", "error", "duration_s", "pid", "host", "started_at")
 
+WORKER_MODULES = ("empo.sweep.worker", "empo.run", "empo.resume")
+"""What a run imports: a worker process that starts afresh (fork server, local Ray)
+imports these once, as it starts."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -183,6 +187,25 @@ def execute_run(task: RunTask) -> dict[str, Any]:
     return row
 
 
+def execute_ray_run(task: RunTask) -> dict[str, Any]:
+    """:func:`execute_run` as a Ray task, with as many torch threads as CPUs Ray
+    gave the task.
+
+    Ray tells a task its CPUs through ``OMP_NUM_THREADS`` (set per task, at least
+    1), which torch reads only when it is imported; a worker that imported torch as
+    it started (or for an earlier task) is told here.
+
+    Parameters
+    ----------
+    task
+        The run.
+    """
+    import torch
+
+    torch.set_num_threads(max(int(os.environ.get("OMP_NUM_THREADS") or 1), 1))
+    return execute_run(task)
+
+
 def _make_run(task: RunTask) -> None:
     """Start the run, or continue the one its directory holds."""
     from empo.parameters import Parameters
@@ -233,6 +256,7 @@ def serve(connection: Connection) -> None:
     import empo.resume  # noqa: F401  (imported once, before the first task)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(1)
     while True:
         try:
