@@ -24,7 +24,6 @@ from empo.resume import resume_experiment
 from empo.run import RunResult, run_experiment
 from empo.summary import format_summary
 from empo.sweep.cli import add_sweep_parser, run_sweep_command
-from empo.utils.solution_files import parse_keys
 from empo.utils.extras import MissingExtraError
 from empo.utils.loggers import LoggerKind, WandbMode
 from empo.utils.run_dir import RunDirError, RunInterrupted, read_metrics
@@ -124,18 +123,6 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument(
-        "--solution-keys",
-        default="default",
-        help="solution tensors to write: default (all but the per-action phase-1 "
-        "tables q_m, pi_h), all, none, or names, e.g. pi_r,v_r",
-    )
-    parser.add_argument(
-        "--solution-dtype",
-        choices=["float32", "float64"],
-        default="float32",
-        help="precision of the written solution tensors (default: float32)",
-    )
-    parser.add_argument(
         "--threads",
         type=_thread_count,
         default=None,
@@ -205,10 +192,6 @@ def _parameters(args: argparse.Namespace) -> Parameters:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    try:
-        parse_keys(args.solution_keys)
-    except ValueError as error:
-        raise ParameterError(f"--solution-keys: {error}") from None
     if args.resume is not None:
         result = _resume(args)
     else:
@@ -226,15 +209,13 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _output_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keywords ``run`` and ``run --resume`` pass alike: where the run logs and
-    what it writes."""
+    """The keywords ``run`` and ``run --resume`` pass alike: where the run logs
+    (what it writes is the parameter block ``output``)."""
     return {
         "wandb_mode": args.wandb,
         "wandb_group": args.wandb_group,
         "logger": args.logger,
         "progress": not args.no_progress,
-        "solution_keys": args.solution_keys,
-        "solution_dtype": args.solution_dtype,
     }
 
 

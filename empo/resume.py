@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -24,7 +24,7 @@ from empo.utils.run_dir import (
     read_metrics,
     run_state,
 )
-from empo.utils.run_settings import RunSettings
+from empo.utils.run_settings import RunSettings, check_extras
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,6 @@ def resume_experiment(
     wandb_group: str | None = None,
     logger: LoggerKind | str | Any = "wandb",
     progress: bool = True,
-    solution_keys: str | Sequence[str] = "default",
-    solution_dtype: str = "float32",
 ) -> RunResult:
     """Continue an unfinished run in its own directory.
 
@@ -53,7 +51,7 @@ def resume_experiment(
     run_dir
         A run directory whose status is ``interrupted``, ``failed`` or ``killed``
         (see :func:`~empo.utils.run_dir.run_state`).
-    device, wandb_mode, wandb_group, logger, progress, solution_keys, solution_dtype
+    device, wandb_mode, wandb_group, logger, progress
         As for :func:`empo.run_experiment`.
 
     Returns
@@ -79,9 +77,8 @@ def resume_experiment(
         pid = (read_metrics(run_dir) or {}).get("pid")
         raise RunDirError(f"{run_dir}: the run is still running (process {pid})")
     params = Parameters.load(run_dir / "params.yaml")
-    settings = RunSettings.parse(
-        device, wandb_mode, wandb_group, logger, progress, solution_keys, solution_dtype
-    )
+    settings = RunSettings.parse(device, wandb_mode, wandb_group, logger, progress)
+    check_extras(params, settings)
     world = build_checked_world(params.world)
     log.info("resuming run %s (status %s)", run_dir.name, state)
     return execute_in_run_dir(params, world, lambda: run_dir, settings)

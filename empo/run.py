@@ -45,7 +45,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -67,10 +67,14 @@ from empo.utils.run_dir import (
     start_record,
     write_json_atomic,
 )
-from empo.utils.run_settings import RunSettings
+from empo.utils.run_settings import RunSettings, check_extras
 from empo.utils.seeding import generator, seed_everything, solution_digest
-from empo.utils.solution_files import DTYPES, save_solution
-from empo.utils.extras import require
+from empo.utils.solution_files import (
+    DTYPES,
+    save_solution,
+    solution_dtype,
+    solution_keys,
+)
 from empo.utils.loggers import LoggerKind, RunLogger, WandbMode
 from empo.worlds.capabilities import (
     DescribesStates,
@@ -156,7 +160,6 @@ def _draw(
     world: Any, solution: SolutionTables, evaluation: Evaluation, run_dir: Path
 ) -> tuple[dict[str, Path], dict[str, Path]]:
     """Plots of the evaluation, plus the world's own pictures where it offers them."""
-    require("matplotlib", "plots", "drawing a run's pictures")
     from empo.utils.plots import (  # matplotlib is imported only when drawing
         plot_heatmap,
         plot_power_over_time,
@@ -206,9 +209,12 @@ def _draw(
     return images, videos
 
 
-def _sampled_rollout(world: Any, learned: Solution, run_dir: Path) -> dict[str, Path]:
-    """``trajectory.json`` (and ``rollout.gif`` where the world draws) of the most
-    likely rollout of a solution learned without enumerating the world."""
+def _sampled_rollout(
+    world: Any, learned: Solution, run_dir: Path, plots: bool
+) -> dict[str, Path]:
+    """``trajectory.json`` (and, with ``plots``, ``rollout.gif`` where the world
+    draws) of the most likely rollout of a solution learned without enumerating the
+    world."""
     model = world_model(world)
     rows, actions = most_likely_rollout(model, learned)
     names = model.action_names
@@ -227,7 +233,7 @@ def _sampled_rollout(world: Any, learned: Solution, run_dir: Path) -> dict[str, 
             ],
         },
     )
-    if not isinstance(world, WritesAnimations):
+    if not plots or not isinstance(world, WritesAnimations):
         return {}
     return {"rollout": world.save_gif(list(rows), run_dir / "rollout.gif")}
 
@@ -240,10 +246,10 @@ def _solve(
     tracker: RunLogger,
     run_dir: Path,
     metrics: dict[str, Any],
-    saving: tuple[tuple[str, ...], torch.dtype],
 ) -> tuple[Any, Any]:
     """Run the chosen solver(s); return ``(exact solution or None, learned or None)``."""
     exact = learned = None
+    saving = (solution_keys(params.output), solution_dtype(params.output))
     if params.solver is SolverKind.BOTH:
         from empo.learning import enumerable
 
@@ -338,8 +344,6 @@ def run_experiment(
     wandb_group: str | None = None,
     logger: LoggerKind | str | Any = "wandb",
     progress: bool = True,
-    solution_keys: str | Sequence[str] = "default",
-    solution_dtype: str = "float32",
 ) -> RunResult:
     """Build the world, solve both phases, evaluate, save and log one run.
 
@@ -364,13 +368,9 @@ def run_experiment(
         ``torchrl.record.loggers.Logger`` to log into (:mod:`empo.utils.loggers`).
     progress
         Show progress bars (learned solver).
-    solution_keys
-        Which solution tensors ``solution.pt`` (and ``solution_learned.pt``) hold:
-        ``"default"`` (all but the per-action phase-1 tables ``q_m`` and ``pi_h``),
-        ``"all"``, ``"none"`` (no file), or quantity names
-        (:mod:`empo.utils.solution_files`).
-    solution_dtype
-        ``"float32"`` (default) or ``"float64"`` (the solver's full precision).
+
+    What the run writes (solution quantities, their precision, pictures) is chosen
+    by ``params.output`` (:class:`~empo.parameters.OutputParameters`).
 
     Returns
     -------
@@ -385,8 +385,10 @@ def run_experiment(
     RunDirError
         For an output directory that is a file (before anything is written).
     ValueError
-        For an invalid W&B mode, logger or solution keys (before anything is
-        written).
+        For an invalid W&B mode or logger (before anything is written).
+    MissingExtraError
+        For ``output.plots`` without matplotlib, or a logger whose package is not
+        installed (before anything is written).
     RunInterrupted, KeyboardInterrupt
         On SIGTERM or SIGINT; ``metrics.json`` then has ``status`` ``"interrupted"``
         and the run can be continued with :func:`empo.resume.resume_experiment`.
@@ -396,9 +398,8 @@ def run_experiment(
     """
     if not isinstance(params, Parameters):
         params = Parameters.from_dict(params)
-    settings = RunSettings.parse(
-        device, wandb_mode, wandb_group, logger, progress, solution_keys, solution_dtype
-    )
+    settings = RunSettings.parse(device, wandb_mode, wandb_group, logger, progress)
+    check_extras(params, settings)
     world = build_checked_world(params.world)
     parent = Path(output_dir or "runs")
     check_output_dir(parent)
@@ -458,7 +459,6 @@ def execute_in_run_dir(
                 tracker,
                 run_dir,
                 metrics,
-                settings.saving,
             )
             solution = exact if exact is not None else learned
             tables = solution.tabulate()
@@ -481,9 +481,10 @@ def execute_in_run_dir(
                         "actions": evaluation.trajectory_actions,
                     },
                 )
-                images, videos = _draw(world, tables, evaluation, run_dir)
+                if params.output.plots:
+                    images, videos = _draw(world, tables, evaluation, run_dir)
             else:
-                videos = _sampled_rollout(world, solution, run_dir)
+                videos = _sampled_rollout(world, solution, run_dir, params.output.plots)
             final = {**metrics, "status": COMPLETED}
             final["duration_s"] = time.perf_counter() - start
             if evaluation is not None:

@@ -109,7 +109,7 @@ def test_wandb_offline_summary_names_the_sync_command(
         (["--config", "missing.yaml"], "missing.yaml does not exist"),
         (["--config", "bad.yaml"], "bad.yaml is malformed"),
         (["--config", "wrong.yaml"], "wrong.yaml: unknown parameter theroy"),
-        (["--solution-keys", "v_r,pi"], "--solution-keys: solution_keys: unknown"),
+        (["--set", "output.quantities=[v_r, pi]"], "output.quantities = ('v_r', 'pi')"),
         (["--config", "adir"], "parameter file adir is a directory, not a file"),
         (["--config", "bin.yaml"], "bin.yaml is not a UTF-8 text file"),
         (["--config", "dup.yaml"], "duplicate key 'seed' (first on line 1)"),

@@ -69,7 +69,62 @@ def test_ray_sweep_without_ray_names_the_extra(
     monkeypatch.setitem(sys.modules, "ray", None)
     spec = SweepSpec.from_grid("s", Parameters(world="commitment"), {"seed": [1]})
     with pytest.raises(MissingExtraError, match=r"pip install 'empo\[ray\]'"):
-        run_sweep(spec, tmp_path, backend="ray", wandb_mode="disabled", progress=False)
+        run_sweep(
+            spec, tmp_path / "s", backend="ray", wandb_mode="disabled", progress=False
+        )
+    assert not (tmp_path / "s").exists()
+
+
+def test_sweep_command_without_ray_is_one_line_naming_the_extra(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    config = tmp_path / "sweep.yaml"
+    config.write_text("name: s\nbase: {world: commitment}\ngrid: {seed: [1, 2]}\n")
+    out = tmp_path / "out"
+    argv = ["sweep", "--config", str(config), "--output", str(out), "--no-progress"]
+    assert main([*argv, "--backend", "ray", "--wandb-mode", "disabled"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "empo: error: the ray sweep backend needs ray, which is not installed: "
+        "pip install 'empo[ray]'\n"
+    )
+    assert not out.exists()
+
+
+def test_plots_without_matplotlib_fail_before_any_output(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    params = Parameters(world="commitment", evaluation={"rollouts": 0})
+    with pytest.raises(MissingExtraError, match=r"pip install 'empo\[plots\]'"):
+        run_experiment(params, output_dir=tmp_path / "a", wandb_mode="disabled")
+    assert not (tmp_path / "a").exists()
+    argv = ["run", "--set", "world=commitment", "--output-dir", str(tmp_path / "b")]
+    assert main([*argv, "--wandb", "disabled", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "empo: error: output.plots (a run's pictures; false draws none) needs "
+        "matplotlib, which is not installed: pip install 'empo[plots]'\n"
+    )
+    assert not (tmp_path / "b").exists()
+    spec = SweepSpec.from_grid("s", params, {"seed": [1, 2]})
+    with pytest.raises(MissingExtraError, match=r"pip install 'empo\[plots\]'"):
+        run_sweep(spec, tmp_path / "s", wandb_mode="disabled", progress=False)
+    assert not (tmp_path / "s").exists()
+    result = run_experiment(
+        params.with_overrides({"output.plots": False}),
+        output_dir=tmp_path / "c",
+        wandb_mode="disabled",
+        progress=False,
+    )
+    assert result.status == "completed"
+    written = {p.suffix for p in result.run_dir.iterdir()}
+    assert not written & {".png", ".gif"}
 
 
 def test_wandb_logging_without_wandb_is_one_line_naming_the_extra(
@@ -80,8 +135,11 @@ def test_wandb_logging_without_wandb_is_one_line_naming_the_extra(
     monkeypatch.setitem(sys.modules, "wandb", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'empo\[wandb\]'"):
         run_experiment(
-            Parameters(world="commitment"), output_dir=tmp_path, wandb_mode="offline"
+            Parameters(world="commitment"),
+            output_dir=tmp_path / "a",
+            wandb_mode="offline",
         )
+    assert not (tmp_path / "a").exists()
     argv = ["run", "--set", "world=commitment", "--output-dir", str(tmp_path)]
     assert main([*argv, "--wandb", "offline", "--no-progress"]) == 2
     err = capsys.readouterr().err

@@ -323,3 +323,15 @@ def test_numbers_written_as_yaml_text_are_read_as_numbers() -> None:
         Parameters(phase1={"num_frames": "1.5"})
     with pytest.raises(ParameterError, match="theory.beta_r = -inf is out of range"):
         Parameters(theory={"beta_r": "-inf"})
+
+
+def test_exact_outputs_of_older_files_become_output_quantities() -> None:
+    chosen = {"version": "0.2.0", "exact": {"outputs": ["x_h"], "dtype": "float32"}}
+    params = Parameters.from_dict(chosen)
+    assert params.output.quantities == ("x_h",)
+    assert params.exact.dtype.value == "float32"
+    old_default = {"version": "0.2.0", "exact": {"outputs": ["pi_r", "x_h", "w_h"]}}
+    assert Parameters.from_dict(old_default).output == Parameters().output
+    assert Parameters().output.quantities == ("default",)
+    with pytest.raises(ParameterError, match="unknown parameter exact.outputs"):
+        Parameters.from_dict({"exact": {"outputs": ["x_h"]}})

@@ -90,7 +90,10 @@ def test_same_parameters_give_bit_identical_solutions(tmp_path: Path) -> None:
         for r in (first, second)
     ]
     assert digests[0] == digests[1]
-    full = run(tmp_path, params, solution_keys="all", solution_dtype="float64")
+    full = run(
+        tmp_path,
+        params.with_overrides({"output": {"quantities": ["all"], "dtype": "float64"}}),
+    )
     saved = torch.load(full.run_dir / "solution.pt", weights_only=True)
     assert solution_digest(saved) == first.metrics["solution_sha256"]
     assert torch.equal(saved["phase1"]["pi_h"], full.solution.phase1["pi_h"].cpu())
@@ -342,18 +345,26 @@ def test_solution_file_holds_the_chosen_quantities_at_their_size(
     default = _solution_bytes(result, DEFAULT_KEYS, 4)
     assert default < size < default + 20_000  # float32 data plus the zip container
     assert default < 0.25 * _solution_bytes(result, ALL_KEYS, 8)
-    chosen = run(tmp_path, params, solution_keys="pi_r,v_r", solution_dtype="float64")
+    chosen = run(
+        tmp_path,
+        params.with_overrides(
+            {"output": {"quantities": ["pi_r", "v_r", "w_h"], "dtype": "float64"}}
+        ),
+    )
     saved = torch.load(chosen.run_dir / "solution.pt", weights_only=True)
     assert {p: set(v) for p, v in saved.items()} == {
         "phase1": set(),
-        "phase2": {"pi_r", "v_r"},
+        "phase2": {"pi_r", "v_r", "w_h"},
     }
     assert saved["phase2"]["v_r"].dtype == torch.float64
-    none = run(tmp_path, params, solution_keys="none", run_name="none")
+    x_h = chosen.solution.phase2["x_h"].cpu()
+    assert torch.equal(saved["phase2"]["w_h"], torch.log2(x_h))
+    none = run(
+        tmp_path, params.with_overrides({"output.quantities": []}), run_name="none"
+    )
     assert not (none.run_dir / "solution.pt").exists()
-    with pytest.raises(ValueError, match="unknown quantity 'pi'; allowed: q_m"):
-        run(tmp_path, params, solution_keys=["pi"], run_name="bad")
-    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ParameterError, match=r"output.quantities = \('pi',\)"):
+        params.with_overrides({"output.quantities": ["pi"]})
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import pytest
 from empo import Parameters
 from empo.sweep import SweepSpec, run_sweep
 from empo.sweep.backends import BackendOptions, RunTask, run_multiprocess
+from empo.sweep.pool import start_context
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +114,23 @@ def test_multiprocess_records_a_worker_that_dies_without_a_result(
     assert len(rows) == 1
     assert rows[0]["status"] == "failed" and rows[0]["overrides"] == {"seed": 5}
     assert "worker process exited with code 1" in rows[0]["error"]
+
+
+def test_cpu_workers_fork_and_gpu_workers_start_from_a_fork_server(
+    tmp_path: Path,
+) -> None:
+    assert start_context(()).get_start_method() == "fork"
+    assert start_context(("cuda:0",)).get_start_method() == "forkserver"
+    task = RunTask(
+        name="served",
+        params=SPEC.base.to_dict(),
+        overrides={"seed": 5},
+        output_dir=str(tmp_path / "runs"),
+        log_path=str(tmp_path / "served.log"),
+        wandb_group="b",
+        wandb_mode="disabled",
+    )
+    rows: list[dict[str, Any]] = []
+    run_multiprocess([task], rows.append, BackendOptions(workers=1, devices=("cpu",)))
+    assert [row["status"] for row in rows] == ["completed"]
+    assert rows[0]["metrics"]["threads"] == 1 and rows[0]["metrics"]["device"] == "cpu"

@@ -39,6 +39,7 @@ from empo.exact.layered_store import floats_per_state
 from empo.parameters import ExactMethod, Parameters
 from empo.theory import power_bits
 from empo.utils.memory import peak_rss_gib
+from empo.utils.solution_files import layered_outputs
 from empo.worlds.budget import (
     GIB,
     StateBudget,
@@ -106,7 +107,8 @@ def plan_exact(
     if method is ExactMethod.IN_MEMORY:
         return ExactPlan(layered=False)
     budget = exact_budget(params)
-    stored = [n for n in params.exact.outputs if n not in ("v_m", "v_e", "v_r")]
+    outputs = layered_outputs(params.output)
+    stored = [n for n in outputs if n not in ("v_m", "v_e", "v_r")]
     layers = enumerate_layers(
         world,
         budget=budget,
@@ -157,7 +159,7 @@ def solve_layered_run(
     """Solve a run layer by layer; per-state arrays go to ``run_dir/exact``.
 
     Writes ``exact/<name>.npy`` (``v_m``, ``v_e``, ``v_r`` and
-    ``params.exact.outputs``), ``exact/keys.npy`` (every state's packed key, in
+    the quantities ``params.output`` asks for), ``exact/keys.npy`` (every state's packed key, in
     state order) and ``exact/layers.json`` (per layer: layer value, first state id,
     states, seconds, resident GiB); adds the sizes, times and the initial state's
     ``V_r`` and ``W_h`` (``v_r_s0``, ``w_h/<human>/s0``) to ``metrics``.
@@ -170,7 +172,7 @@ def solve_layered_run(
         device=device,
         dtype=getattr(torch, params.exact.dtype.value),
         directory=directory,
-        outputs=params.exact.outputs,
+        outputs=layered_outputs(params.output),
         progress=progress,
     )
     layers = solution.layers

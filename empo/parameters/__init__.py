@@ -14,6 +14,7 @@ from empo.parameters.blocks import (
     ExactMethod,
     ExactSolverParameters,
     FloatDType,
+    OutputParameters,
     SolverKind,
     WorldParameters,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "ExactSolverParameters",
     "FloatDType",
     "OthersModel",
+    "OutputParameters",
     "ParameterError",
     "Parameters",
     "Phase1Parameters",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
+from empo.parameters.migrations import migration
 from empo.parameters.validation import Block, positive, ranged, unchecked_init
 from empo.parameters.world_options import check_world_options
 from empo.worlds.registry import WorldName
@@ -23,7 +24,7 @@ class SolverKind(str, Enum):
 
 
 class FloatDType(str, Enum):
-    """Float precision of the exact solver's tensors."""
+    """Float precision of the exact solver's tensors or of written solution files."""
 
     FLOAT64 = "float64"
     FLOAT32 = "float32"
@@ -62,7 +63,12 @@ class ExactMethod(str, Enum):
     LAYERED = "layered"
 
 
-_QUANTITIES = ("q_m", "pi_h", "v_m", "q_r", "pi_r", "v_e", "x_h", "w_h", "u_r", "v_r")
+QUANTITIES = ("q_m", "pi_h", "v_m", "q_r", "pi_r", "v_e", "x_h", "w_h", "u_r", "v_r")
+"""Every solution quantity a run can write (THEORY.md; ``w_h = log2 x_h``)."""
+OUTPUT_WORDS = ("default", "all")
+"""Words that stand alone in ``output.quantities``."""
+LAYERED_DEFAULT = ("pi_r", "x_h", "w_h")
+"""The layered solver's files besides its values under ``[default]``."""
 
 
 @unchecked_init
@@ -89,9 +95,6 @@ class ExactSolverParameters(Block):
     memory_gib
         Memory budget of the exact solver in GiB, ``> 0``: enumeration stops as soon
         as the chosen solver's estimate for the states found exceeds it.
-    outputs
-        Per-state quantities a layered run writes to ``<name>.npy`` in the run
-        directory (``v_m``, ``v_e`` and ``v_r`` always).
     """
 
     prefix: ClassVar[str] = "exact"
@@ -104,11 +107,64 @@ class ExactSolverParameters(Block):
         100_000_000, lambda x: x >= 1, "max_states ≥ 1 or null"
     )
     memory_gib: float = ranged(8.0, positive, "0 < memory_gib < inf")
-    outputs: tuple[str, ...] = ranged(
-        ("pi_r", "x_h", "w_h"),
-        lambda names: set(names) <= set(_QUANTITIES),
-        "a list of " + ", ".join(_QUANTITIES),
+
+
+@migration("0.2.0")
+def _outputs_moved(data: dict[str, Any]) -> dict[str, Any]:
+    """Up to 0.2.0 the layered solver's files were chosen by ``exact.outputs``
+    (default ``[pi_r, x_h, w_h]``) and ``solution.pt`` by run arguments; both are
+    ``output.quantities`` now (the old default is its ``default``)."""
+    out = dict(data)
+    exact = data.get("exact")
+    if isinstance(exact, dict) and "outputs" in exact:
+        out["exact"] = {k: v for k, v in exact.items() if k != "outputs"}
+        if list(exact["outputs"] or []) != list(LAYERED_DEFAULT):
+            output = data.get("output") if isinstance(data.get("output"), dict) else {}
+            out["output"] = {**output, "quantities": list(exact["outputs"] or [])}
+    return out
+
+
+def _quantities_allowed(names: tuple[str, ...]) -> bool:
+    """``[default]``, ``[all]`` or distinct quantity names (``[]``: none)."""
+    if len(names) == 1 and names[0] in OUTPUT_WORDS:
+        return True
+    return set(names) <= set(QUANTITIES) and len(set(names)) == len(names)
+
+
+@unchecked_init
+@dataclass(frozen=True)
+class OutputParameters(Block):
+    """What a run writes besides ``params.yaml``, ``metrics.json``,
+    ``trajectory.json`` and ``run.log`` (``docs/run_directory.md``).
+
+    Parameters
+    ----------
+    quantities
+        Solution quantities written (``q_m``, ``pi_h``, ``v_m``, ``q_r``, ``pi_r``,
+        ``v_e``, ``x_h``, ``w_h``, ``u_r``, ``v_r``; ``w_h = log2 x_h``): ``[default]``
+        (an in-memory solution: all but the per-action phase-1 tables ``q_m`` and
+        ``pi_h``; the layered solver: ``pi_r``, ``x_h``, ``w_h``), ``[all]``, ``[]``
+        (none) or the names. An in-memory solution goes to ``solution.pt``
+        (``solution_learned.pt``); the layered solver writes ``exact/<name>.npy``,
+        always with ``v_m``, ``v_e`` and ``v_r``, from which it recomputes the rest.
+    dtype
+        Precision of ``solution.pt``: ``float32`` (default) or ``float64`` (the
+        solver's full precision). The layered solver's files keep the solver's
+        precision (``exact.dtype``).
+    plots
+        Draw the run's pictures (``*.png``, ``rollout.gif``); needs matplotlib (the
+        extra ``empo[plots]``), checked before anything is written.
+    """
+
+    prefix: ClassVar[str] = "output"
+
+    quantities: tuple[str, ...] = ranged(
+        ("default",),
+        _quantities_allowed,
+        "[default], [all], [] or distinct names of " + ", ".join(QUANTITIES),
     )
+    dtype: FloatDType = FloatDType.FLOAT32
+    plots: bool = True
 
 
 @unchecked_init

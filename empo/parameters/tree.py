@@ -18,6 +18,7 @@ import empo
 from empo.parameters.blocks import (
     EvaluationParameters,
     ExactSolverParameters,
+    OutputParameters,
     SolverKind,
     WorldParameters,
 )
@@ -40,6 +41,7 @@ _BLOCKS: dict[str, type[Block]] = {
     "phase1": Phase1Parameters,
     "phase2": Phase2Parameters,
     "evaluation": EvaluationParameters,
+    "output": OutputParameters,
 }
 _FREE_FORM = ("world", "options")
 _MAX_SEED = 2**63 - 1
@@ -69,6 +71,9 @@ class Parameters:
         The one seed every random choice derives from, ``0 ≤ seed < 2**63``.
     evaluation
         How the solution is evaluated (:class:`EvaluationParameters`).
+    output
+        What the run writes: solution quantities, their precision, pictures
+        (:class:`OutputParameters`).
 
     Raises
     ------
@@ -84,6 +89,7 @@ class Parameters:
     phase2: Phase2Parameters = field(default_factory=Phase2Parameters)
     seed: int = 0
     evaluation: EvaluationParameters = field(default_factory=EvaluationParameters)
+    output: OutputParameters = field(default_factory=OutputParameters)
 
     def __post_init__(self) -> None:
         for name, block in _BLOCKS.items():

@@ -49,6 +49,7 @@ from empo.sweep.table import (
 )
 from empo.sweep.worker import RunTask, completed_row
 from empo.utils.run_dir import Interruption, interruptible
+from empo.utils.run_settings import RunSettings, check_extras
 
 logger = logging.getLogger(__name__)
 
@@ -172,14 +173,17 @@ def run_sweep(
     SweepError
         On an unknown backend or a directory that holds a different sweep.
     MissingExtraError
-        When the backend needs a package that is not installed (before anything is
-        written).
+        When the backend or a run (its pictures, W&B) needs a package that is not
+        installed (before anything is written).
     """
     if backend not in BACKENDS:
         raise SweepError(
             f"unknown sweep backend {backend!r}; allowed: {', '.join(BACKENDS)}"
         )
     check_backend(backend)
+    settings = RunSettings.parse(None, wandb_mode, spec.name, "wandb", False)
+    for run in spec.runs:
+        check_extras(run.params, settings)
     if devices is None:
         devices = default_devices() if backend == "multiprocess" else ()
     try:

@@ -4,12 +4,13 @@ settings are arguments of ``run_experiment``, not parameters), checked at once."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
+from empo.parameters import Parameters
+from empo.utils.extras import require
 from empo.utils.loggers import LoggerKind, WandbMode, parse_logger, parse_mode
-from empo.utils.solution_files import parse_dtype, parse_keys
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,6 @@ class RunSettings:
         Logging (:mod:`empo.utils.loggers`).
     progress
         Show progress bars.
-    saving
-        Which solution tensors are saved and in which precision
-        (:mod:`empo.utils.solution_files`).
     """
 
     device: torch.device
@@ -35,7 +33,6 @@ class RunSettings:
     wandb_group: str | None
     logger: Any
     progress: bool
-    saving: tuple[Any, Any]
 
     @classmethod
     def parse(
@@ -45,8 +42,6 @@ class RunSettings:
         wandb_group: str | None,
         logger: LoggerKind | str | Any,
         progress: bool,
-        solution_keys: str | Sequence[str],
-        solution_dtype: str,
     ) -> RunSettings:
         """Check every setting (before anything is written)."""
         return cls(
@@ -55,5 +50,35 @@ class RunSettings:
             wandb_group,
             parse_logger(logger),
             progress,
-            (parse_keys(solution_keys), parse_dtype(solution_dtype)),
+        )
+
+
+def check_extras(params: Parameters, settings: RunSettings) -> None:
+    """Fail before anything is written when the run needs an optional package
+    that is not installed: matplotlib for ``output.plots``, wandb or tensorboard
+    for the chosen logger.
+
+    Parameters
+    ----------
+    params
+        The run's parameters.
+    settings
+        The run's settings.
+
+    Raises
+    ------
+    MissingExtraError
+        One line naming the extra to install.
+    """
+    if params.output.plots:
+        require(
+            "matplotlib", "plots", "output.plots (a run's pictures; false draws none)"
+        )
+    if settings.logger is LoggerKind.WANDB and settings.wandb_mode is not (
+        WandbMode.DISABLED
+    ):
+        require("wandb", "wandb", "W&B logging (logger 'wandb')")
+    if settings.logger is LoggerKind.TENSORBOARD:
+        require(
+            "tensorboard", "tensorboard", "TensorBoard logging (logger 'tensorboard')"
         )

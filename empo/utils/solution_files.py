@@ -1,12 +1,15 @@
-"""Which solution tensors a run writes, and in which precision.
+"""Which solution quantities a run writes, and in which precision
+(``params.output``, :class:`~empo.parameters.OutputParameters`).
 
 A solution has nine quantities (THEORY.md): phase 1 ``q_m``, ``pi_h`` (``[state,
 human, goal, action]``) and ``v_m``; phase 2 ``q_r``, ``pi_r``, ``v_e``, ``x_h``,
-``u_r``, ``v_r``. The two per-action phase-1 tables hold most of the bytes (on
-key_door 83 of 106 MB in float64), and the exact solver recomputes them bit-identically
-from ``params.yaml``, so by default a run writes the other seven, in float32 (key_door:
-12 MB). ``"all"`` writes every quantity, ``"none"`` no solution file, and a list
-writes exactly the quantities named; the dtype ``float64`` keeps full precision.
+``u_r``, ``v_r``; ``w_h = log2 x_h`` is written when named. The two per-action
+phase-1 tables hold most of the bytes (on key_door 83 of 106 MB in float64), and the
+exact solver recomputes them bit-identically from ``params.yaml``, so by default a run
+writes the other seven, in float32 (key_door: 12 MB). ``[all]`` writes the nine,
+``[]`` no solution file, and a list writes exactly the quantities named; the dtype
+``float64`` keeps full precision. The layered solver writes per-state files instead
+(:func:`layered_outputs`).
 """
 
 from __future__ import annotations
@@ -16,61 +19,52 @@ from typing import Any, Sequence
 
 import torch
 
+from empo.parameters import OutputParameters
+from empo.parameters.blocks import LAYERED_DEFAULT, QUANTITIES
+
 PHASE_KEYS: dict[str, tuple[str, ...]] = {
     "phase1": ("q_m", "pi_h", "v_m"),
-    "phase2": ("q_r", "pi_r", "v_e", "x_h", "u_r", "v_r"),
+    "phase2": ("q_r", "pi_r", "v_e", "x_h", "w_h", "u_r", "v_r"),
 }
-ALL_KEYS: tuple[str, ...] = PHASE_KEYS["phase1"] + PHASE_KEYS["phase2"]
+ALL_KEYS: tuple[str, ...] = tuple(
+    k for k in PHASE_KEYS["phase1"] + PHASE_KEYS["phase2"] if k != "w_h"
+)
 DEFAULT_KEYS: tuple[str, ...] = tuple(k for k in ALL_KEYS if k not in ("q_m", "pi_h"))
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
 
-def parse_keys(keys: str | Sequence[str]) -> tuple[str, ...]:
-    """The quantities a run writes.
+def solution_keys(output: OutputParameters) -> tuple[str, ...]:
+    """The quantities ``solution.pt`` holds under ``output.quantities``.
 
     Parameters
     ----------
-    keys
-        ``"default"``, ``"all"``, ``"none"``, a comma-separated string of quantity
-        names, or a sequence of them.
-
-    Raises
-    ------
-    ValueError
-        Naming an unknown quantity and the allowed ones.
+    output
+        The run's output parameters.
     """
-    if isinstance(keys, str):
-        named = {"default": DEFAULT_KEYS, "all": ALL_KEYS, "none": ()}
-        if keys in named:
-            return named[keys]
-        keys = [k.strip() for k in keys.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in ALL_KEYS]
-    if unknown:
-        raise ValueError(
-            f"solution_keys: unknown quantity {unknown[0]!r}; allowed: "
-            f"{', '.join(ALL_KEYS)}, or default, all, none"
-        )
-    return tuple(k for k in ALL_KEYS if k in keys)
+    named = {"default": DEFAULT_KEYS, "all": ALL_KEYS}
+    if len(output.quantities) == 1 and output.quantities[0] in named:
+        return named[output.quantities[0]]
+    return tuple(k for k in QUANTITIES if k in output.quantities)
 
 
-def parse_dtype(dtype: str) -> torch.dtype:
-    """The float precision of saved solution tensors.
+def layered_outputs(output: OutputParameters) -> tuple[str, ...]:
+    """The per-state quantities the layered solver writes besides its values
+    ``v_m``, ``v_e``, ``v_r`` under ``output.quantities``.
 
     Parameters
     ----------
-    dtype
-        ``"float32"`` or ``"float64"``.
-
-    Raises
-    ------
-    ValueError
-        Naming the allowed values.
+    output
+        The run's output parameters.
     """
-    if dtype not in DTYPES:
-        raise ValueError(
-            f"solution_dtype {dtype!r} is not allowed; allowed: {', '.join(DTYPES)}"
-        )
-    return DTYPES[dtype]
+    named = {"default": LAYERED_DEFAULT, "all": QUANTITIES}
+    if len(output.quantities) == 1 and output.quantities[0] in named:
+        return named[output.quantities[0]]
+    return tuple(output.quantities)
+
+
+def solution_dtype(output: OutputParameters) -> torch.dtype:
+    """The precision of ``solution.pt`` (``output.dtype``)."""
+    return DTYPES[output.dtype.value]
 
 
 def save_solution(
@@ -85,7 +79,7 @@ def save_solution(
     path
         The ``.pt`` file.
     keys
-        Quantities to write (from :func:`parse_keys`); nothing is written when empty.
+        Quantities to write (:func:`solution_keys`); nothing is written when empty.
     dtype
         Precision of floating-point tensors.
 
@@ -96,7 +90,7 @@ def save_solution(
     """
     if not keys:
         return None
-    data = {}
+    data: dict[str, dict[str, torch.Tensor]] = {}
     for phase, names in PHASE_KEYS.items():
         tensors = getattr(solution, phase)
         data[phase] = {
@@ -104,6 +98,9 @@ def save_solution(
             for k in names
             if k in keys and k in tensors.keys()
         }
+    if "w_h" in keys and "w_h" not in data["phase2"]:
+        x_h = solution.phase2["x_h"].detach().cpu()
+        data["phase2"]["w_h"] = _cast(torch.log2(x_h), dtype)
     torch.save(data, path)
     return path
 

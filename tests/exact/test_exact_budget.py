@@ -25,7 +25,11 @@ def test_auto_solves_layer_by_layer_when_memory_would_not_fit(tmp_path: Path) ->
         **FAST,
     )
     layered = run_experiment(
-        {"world": KEY_DOOR_2H, "exact": {"memory_gib": 0.15, "outputs": ["x_h"]}},
+        {
+            "world": KEY_DOOR_2H,
+            "exact": {"memory_gib": 0.15},
+            "output": {"quantities": ["x_h"]},
+        },
         output_dir=tmp_path,
         **FAST,
     )
