@@ -330,6 +330,8 @@ def test_exact_outputs_of_older_files_become_output_quantities() -> None:
     params = Parameters.from_dict(chosen)
     assert params.output.quantities == ("x_h",)
     assert params.exact.dtype.value == "float32"
+    # the learned solver's migration of the same version applies too
+    assert params.phase1.schedule.value == "online"
     old_default = {"version": "0.2.0", "exact": {"outputs": ["pi_r", "x_h", "w_h"]}}
     assert Parameters.from_dict(old_default).output == Parameters().output
     assert Parameters().output.quantities == ("default",)

@@ -15,8 +15,9 @@ from empo.parameters.validation import ParameterError
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
-MIGRATIONS: dict[str, Migration] = {}
-"""Registered migrations by ``from_version``."""
+MIGRATIONS: dict[str, tuple[Migration, ...]] = {}
+"""Registered migrations by ``from_version``, in registration order (several parts
+of the package may upgrade the files of one version)."""
 
 
 def parse_version(version: Any) -> tuple[int, ...]:
@@ -51,7 +52,7 @@ def migration(from_version: str) -> Callable[[Migration], Migration]:
     parse_version(from_version)
 
     def register(function: Migration) -> Migration:
-        MIGRATIONS[from_version] = function
+        MIGRATIONS[from_version] = (*MIGRATIONS.get(from_version, ()), function)
         return function
 
     return register
@@ -86,6 +87,7 @@ def migrate(data: dict[str, Any], current: str) -> dict[str, Any]:
         )
     for from_version in sorted(MIGRATIONS, key=parse_version):
         if version <= parse_version(from_version) < parse_version(current):
-            data = MIGRATIONS[from_version](data)
+            for upgrade in MIGRATIONS[from_version]:
+                data = upgrade(data)
     data["version"] = current
     return data
