@@ -9,7 +9,9 @@ the whole command
 
 for every backend B (sequential, multiprocess with W reusable worker processes, Ray
 started locally with W CPUs), each into a fresh temporary directory: start-up,
-imports, Ray's start and shutdown are all included. Prints, per world, the median
+imports, Ray's start and shutdown are all included. With ``--ray-address`` the Ray
+sweeps connect to a Ray instance that is already running (e.g. ``ray start --head
+--num-cpus 2``) instead, as a user does who keeps one running on a workstation. Prints, per world, the median
 duration of one run (as the sequential sweeps recorded it), each backend's median,
 min and max wall time and the median of its per-round ratio to sequential, and the
 load average before and after::
@@ -17,6 +19,7 @@ load average before and after::
     python scripts/bench_sweep.py [--worlds corridor two_humans_door] [--runs 16]
                                   [--workers 2] [--repeats 3]
                                   [--backends sequential multiprocess ray]
+                                  [--ray-address auto]
 """
 
 from __future__ import annotations
@@ -47,14 +50,16 @@ def _sweep(world: str, runs: int) -> dict:
 
 
 def _time(
-    config: Path, backend: str, workers: int, root: Path, runs: int
+    config: Path, backend: str, args: argparse.Namespace, root: Path
 ) -> tuple[float, list[float]]:
     """Seconds of one ``python -m empo sweep`` of ``config`` on ``backend``, and
     the duration of each run as its row records it (every run checked: completed,
     on one torch thread)."""
     with tempfile.TemporaryDirectory() as directory:
         argv = [sys.executable, "-m", "empo", "sweep", "--config", str(config)]
-        argv += ["--backend", backend, "--workers", str(workers)]
+        argv += ["--backend", backend, "--workers", str(args.workers)]
+        if backend == "ray" and args.ray_address:
+            argv += ["--address", args.ray_address]
         argv += ["--output", str(Path(directory) / "out"), "--wandb-mode", "disabled"]
         start = time.perf_counter()
         done = subprocess.run(
@@ -70,7 +75,7 @@ def _time(
         table = Path(directory) / "out" / "results.jsonl"
         rows = [json.loads(line) for line in table.read_text().splitlines() if line]
     wrong = [r["run"] for r in rows if r["metrics"].get("threads") != 1]
-    if len(rows) != runs or wrong:
+    if len(rows) != args.runs or wrong:
         raise SystemExit(f"{backend}: {len(rows)} rows, not on one thread: {wrong}")
     return wall, [row["duration_s"] for row in rows]
 
@@ -86,7 +91,7 @@ def _bench(world: str, args: argparse.Namespace, root: Path) -> None:
         config.write_text(yaml.safe_dump(_sweep(world, args.runs)))
         for _ in range(args.repeats):
             for backend in backends:
-                wall, runs = _time(config, backend, args.workers, root, args.runs)
+                wall, runs = _time(config, backend, args, root)
                 walls[backend].append(wall)
                 if backend == "sequential":
                     durations += runs
@@ -100,6 +105,8 @@ def _bench(world: str, args: argparse.Namespace, root: Path) -> None:
     for backend in backends:
         ratios = [w / s for w, s in zip(walls[backend], walls["sequential"])]
         label = backend if backend == "sequential" else f"{backend} ({args.workers})"
+        if backend == "ray" and args.ray_address:
+            label = f"ray ({args.workers}, running)"
         times = walls[backend]
         print(
             f"{label:<26}{statistics.median(times):8.1f}s{min(times):8.1f}s"
@@ -120,6 +127,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
+    parser.add_argument(
+        "--ray-address", help="connect the Ray sweeps to this running Ray instance"
+    )
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     for world in args.worlds:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,6 +18,7 @@ from empo import Parameters
 from empo.sweep import SweepSpec, run_sweep
 from empo.sweep.backends import BackendOptions, RunTask, run_multiprocess
 from empo.sweep.pool import start_context
+from empo.sweep.worker import DRAWING_MODULES, WORKER_MODULES, worker_modules
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +136,16 @@ def test_cpu_workers_fork_and_gpu_workers_start_from_a_fork_server(
     run_multiprocess([task], rows.append, BackendOptions(workers=1, devices=("cpu",)))
     assert [row["status"] for row in rows] == ["completed"]
     assert rows[0]["metrics"]["threads"] == 1 and rows[0]["metrics"]["device"] == "cpu"
+
+
+def test_workers_import_what_the_runs_need_before_they_start() -> None:
+    drawing = RunTask("a", SPEC.base.to_dict(), {}, "out", "a.log", "b")
+    quiet_params = Parameters.from_dict(
+        {**SPEC.base.to_dict(), "output": {"plots": False}}
+    ).to_dict()
+    quiet = RunTask("b", quiet_params, {}, "out", "b.log", "b")
+    assert worker_modules([quiet]) == WORKER_MODULES
+    assert worker_modules([quiet, drawing]) == WORKER_MODULES + DRAWING_MODULES
+    sys.modules.pop("wave", None)
+    assert start_context((), ("wave",)).get_start_method() == "fork"
+    assert "wave" in sys.modules  # imported by the parent: forked workers have it

@@ -47,11 +47,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 from empo.sweep.pool import WorkerPool
 from empo.sweep.worker import (
-    WORKER_MODULES,
     RunTask,
     execute_ray_run,
     execute_run,
     failed_row,
+    worker_modules,
 )
 from empo.utils.extras import require
 
@@ -142,7 +142,7 @@ def run_multiprocess(
     gets SIGTERM, so that its run ends ``interrupted`` with its checkpoint; rows of
     runs that end meanwhile are still recorded, then the interrupt is re-raised.
     """
-    pool = WorkerPool(options.workers or 1, options.devices)
+    pool = WorkerPool(options.workers or 1, options.devices, worker_modules(tasks))
     queue = list(tasks)
     try:
         while queue or pool.busy:
@@ -224,7 +224,7 @@ def run_ray(
                 include_dashboard=False,
                 log_to_driver=False,
                 logging_level=logging.ERROR,
-                _system_config={"preload_python_modules": list(WORKER_MODULES)},
+                _system_config={"preload_python_modules": list(worker_modules(tasks))},
             )
     environment = {
         "env_vars": {"PYTHONPATH": f"{_empo_import_root()}{os.pathsep}${{PYTHONPATH}}"}

@@ -4,10 +4,11 @@ Each worker runs :func:`~empo.sweep.worker.serve`: it executes one run after the
 other, so a sweep of short runs pays a process start per worker, not per run. How a
 worker starts (:func:`start_context`):
 
-- a sweep on the CPU, on Linux: forked from the sweep's own process, which has
-  imported torch and empo already, so a worker starts in milliseconds and imports
-  nothing (the sweep process has used one torch thread and no GPU; a worker sets its
-  own signal handling and thread count before its first run);
+- a sweep on the CPU, on Linux: forked from the sweep's own process, which imports
+  what the runs need first (torch, empo, and matplotlib when a run draws), so a
+  worker starts in milliseconds and imports nothing (the sweep process has used one
+  torch thread and no GPU; a worker sets its own signal handling and thread count
+  before its first run);
 - a sweep on GPUs (``devices`` given), or elsewhere: forked from a fresh
   ``forkserver`` process that imports torch and empo once (``spawn`` where there is
   no fork server), since CUDA cannot be used in a process forked after CUDA was
@@ -20,6 +21,7 @@ one torch thread and writes its own directory and log.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 import os
 import signal
@@ -32,22 +34,29 @@ from typing import Any, Sequence
 from empo.sweep.worker import WORKER_MODULES, RunTask, failed_row, serve
 
 
-def start_context(devices: Sequence[str] = ()) -> Any:
-    """How workers start: ``fork`` for a CPU sweep on Linux, else a ``forkserver``
-    that preloads the worker's imports, else ``spawn``.
+def start_context(
+    devices: Sequence[str] = (), modules: Sequence[str] = WORKER_MODULES
+) -> Any:
+    """How workers start: ``fork`` for a CPU sweep on Linux (``modules`` imported
+    here first, so that no worker imports them again), else a ``forkserver`` that
+    imports ``modules`` once, else ``spawn``.
 
     Parameters
     ----------
     devices
         The devices the workers use; any device rules out ``fork``.
+    modules
+        What the runs import (:func:`~empo.sweep.worker.worker_modules`).
     """
     methods = multiprocessing.get_all_start_methods()
     if not devices and sys.platform.startswith("linux") and "fork" in methods:
+        for module in modules:
+            importlib.import_module(module)
         return multiprocessing.get_context("fork")
     if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(WORKER_MODULES))
+    context.set_forkserver_preload(list(modules))
     return context
 
 
@@ -72,11 +81,19 @@ class WorkerPool:
     devices
         Devices the workers cycle through (worker ``i`` uses
         ``devices[i % len(devices)]``); empty means each run's default.
+    modules
+        What the runs import, imported once before the first worker starts
+        (:func:`start_context`).
     """
 
-    def __init__(self, size: int, devices: Sequence[str] = ()):
+    def __init__(
+        self,
+        size: int,
+        devices: Sequence[str] = (),
+        modules: Sequence[str] = WORKER_MODULES,
+    ):
         self.devices = tuple(devices)
-        self.context = start_context(self.devices)
+        self.context = start_context(self.devices, modules)
         self.size = size
         self.workers: list[_Worker] = []
 

@@ -14,6 +14,7 @@ imports torch and empo once and then executes the tasks its parent sends.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -24,7 +25,7 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import Any, Iterator, NoReturn, Sequence
 
 from empo.sweep.table import COMPLETED, FAILED
 from empo.utils.run_dir import RUNNING, read_metrics, run_state
@@ -36,6 +37,10 @@ ROW_FIELDS = ("status", "error", "duration_s", "pid", "host", "started_at")
 WORKER_MODULES = ("empo.sweep.worker", "empo.run", "empo.resume")
 """What a run imports: a worker process that starts afresh (fork server, local Ray)
 imports these once, as it starts."""
+
+DRAWING_MODULES = ("empo.utils.plots",)
+"""What a run that draws (``output.plots``) imports on top of :data:`WORKER_MODULES`
+(matplotlib, imageio): about a second per process."""
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +82,21 @@ class RunTask:
     def run_dir(self) -> Path:
         """The run's directory."""
         return Path(self.output_dir) / self.name
+
+
+def worker_modules(tasks: Sequence[RunTask]) -> tuple[str, ...]:
+    """The modules a worker should import before its first run: those of every run,
+    and the drawing modules when a run draws (and matplotlib is installed; a run
+    that draws without it fails on its own, naming the extra).
+
+    Parameters
+    ----------
+    tasks
+        The runs of the sweep.
+    """
+    draws = any(task.params.get("output", {}).get("plots", True) for task in tasks)
+    drawable = importlib.util.find_spec("matplotlib") is not None
+    return WORKER_MODULES + (DRAWING_MODULES if draws and drawable else ())
 
 
 def failed_row(task: RunTask, error: str, duration_s: float) -> dict[str, Any]:
