@@ -7,12 +7,15 @@ network (no dashboard, usage statistics off).
 from __future__ import annotations
 
 import csv
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 
 from empo import Parameters
 from empo.sweep import SweepSpec, run_sweep
@@ -149,3 +152,32 @@ def test_workers_import_what_the_runs_need_before_they_start() -> None:
     sys.modules.pop("wave", None)
     assert start_context((), ("wave",)).get_start_method() == "fork"
     assert "wave" in sys.modules  # imported by the parent: forked workers have it
+
+
+def test_ray_sweep_started_from_the_command_line_starts_and_stops_its_own_ray(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "sweep.yaml"
+    overrides = [{"theory.beta_r": 1.0}, {"theory.beta_r": 10.0}]
+    config.write_text(
+        yaml.safe_dump(
+            {"name": "r", "base": {"world": "commitment"}, "overrides": overrides}
+        )
+    )
+    argv = [sys.executable, "-m", "empo", "sweep", "--config", str(config)]
+    argv += ["--backend", "ray", "--workers", "2", "--output", str(tmp_path / "out")]
+    environment = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    environment.pop("RAY_ADDRESS", None)
+    done = subprocess.run(
+        argv + ["--wandb-mode", "disabled", "--no-progress"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert sorted(row["overrides"]["theory.beta_r"] for row in rows) == [1.0, 10.0]
+    assert {row["status"] for row in rows} == {"completed"}
+    assert {row["metrics"]["threads"] for row in rows} == {1}
