@@ -261,11 +261,17 @@ def _solve(
             )
     if params.solver in (SolverKind.EXACT, SolverKind.BOTH):
         from empo.exact import solve
-        from empo.exact.auto import compile_planned, plan_exact, solve_layered_run
+        from empo.exact.auto import (
+            compile_planned,
+            discard_plan,
+            plan_exact,
+            solve_layered_run,
+        )
 
         start = time.perf_counter()
         plan = plan_exact(world, params, device)
         if plan.layered and params.solver is SolverKind.BOTH:
+            discard_plan(plan)
             raise ValueError(
                 "solver = 'both' compares on every state, which needs the in-memory "
                 f"solver (about {plan.in_memory_gib:.1f} GiB, more than "

@@ -11,6 +11,11 @@ found (:func:`~empo.worlds.budget.in_memory_bytes_per_state`) then chooses:
   layered solver (:func:`~empo.exact.layered.solve_layered`);
 * ``"in_memory"`` / ``"layered"``: that solver (``"layered"`` needs layers).
 
+The enumeration keeps every transition it computes on disk
+(:class:`~empo.worlds.transition_cache.TransitionCache`, where keys are packed
+exactly), and the chosen solver reads them back instead of calling the world model a
+second time; :func:`discard_plan` deletes them when no solver runs.
+
 Other worlds are compiled by :func:`~empo.worlds.compiler.compile_world` with the
 same budget. Either way a world too large fails during enumeration with one line
 naming the world, the states reached and the budget
@@ -49,6 +54,7 @@ from empo.worlds.compiled import CompiledWorld
 from empo.worlds.compiler import compile_layers, compile_world
 from empo.worlds.layers import StateLayers, enumerate_layers, is_layered, world_size
 from empo.worlds.registry import compile_any
+from empo.worlds.transition_cache import TransitionCache
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +115,21 @@ def plan_exact(
     budget = exact_budget(params)
     outputs = layered_outputs(params.output)
     stored = [n for n in outputs if n not in ("v_m", "v_e", "v_r")]
-    layers = enumerate_layers(
-        world,
-        budget=budget,
-        device=device,
-        chunk_bytes=CHUNK_BYTES,
-        stored=floats_per_state(stored, layer_sizes(world)),
-    )
+    cache = TransitionCache()
+    try:
+        layers = enumerate_layers(
+            world,
+            budget=budget,
+            device=device,
+            chunk_bytes=CHUNK_BYTES,
+            stored=floats_per_state(stored, layer_sizes(world)),
+            cache=cache,
+        )
+    except BaseException:
+        cache.close()
+        raise
+    if layers.transitions is None:
+        cache.close()
     item = torch.empty(
         (), dtype=getattr(torch, params.exact.dtype.value)
     ).element_size()
@@ -135,10 +149,18 @@ def plan_exact(
     return ExactPlan(layered=layered, layers=layers, in_memory_gib=needed / GIB)
 
 
+def discard_plan(plan: ExactPlan) -> None:
+    """Delete the transitions a plan's enumeration kept (when no solver reads them)."""
+    if plan.layers is not None and plan.layers.transitions is not None:
+        plan.layers.transitions.close()
+        plan.layers.transitions = None
+
+
 def compile_planned(
     world: Any, plan: ExactPlan, params: Parameters, device: torch.device
 ) -> CompiledWorld:
-    """The compiled world for the in-memory solver, within the run's budget."""
+    """The compiled world for the in-memory solver, within the run's budget (from
+    the plan's layers and the transitions they kept, where enumerated)."""
     dtype = getattr(torch, params.exact.dtype.value)
     if plan.layers is not None:
         return compile_layers(world, plan.layers, dtype=dtype).to(device=device)

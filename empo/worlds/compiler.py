@@ -44,6 +44,7 @@ from empo.worlds.layers import (
     per_agent_actions,
     searchsorted,
     successor_keys,
+    variant_successors,
     world_size,
 )
 
@@ -539,6 +540,11 @@ def compile_layers(
     -------
     CompiledWorld
         With ``state_table`` and ``height``.
+
+    Notes
+    -----
+    Successors the enumeration kept (``layers.transitions``) are read instead of
+    regenerated, and deleted.
     """
     started = time.perf_counter()
     device = layers.keys[0].device
@@ -549,34 +555,48 @@ def compile_layers(
     held = dict(enumerate(layers.offsets[:-1]))
     parts: dict[str, list[Tensor]] = {"ids": [], "probs": [], "mask": [], "goal": []}
     rows_all = []
-    for index in range(len(layers.keys)):
-        rows = layers.rows(index)
-        rows_all.append(rows)
-        for low in range(0, len(rows), chunk_states):
-            batch = rows[low : low + chunk_states]
-            first = layers.offsets[index] + low
-            expansion = expand(model, batch, per_agent, codec, slots=True)
-            keys, probs, base_rows = successor_keys(model, batch, expansion, codec)
-            live = probs > 0
-            found_rows = None
-            if not codec.exact:
-                found_rows = base_rows.index_select(0, expansion.variant_base)[live]
-            ids = torch.zeros(len(keys) + 1, keys.shape[1], dtype=torch.int64)
-            ids = ids.to(device)
-            ids[:-1][live] = layers.find(keys[live], found_rows, held)
-            probs = torch.cat([probs, probs.new_zeros(1, probs.shape[1])])
-            slot = expansion.slot.flatten()
-            allowed = slot >= 0
-            slot = slot.masked_fill(~allowed, len(ids) - 1)
-            own = torch.arange(first, first + len(batch), device=device)
-            own = own.repeat_interleave(num_joint)[:, None]
-            ids = torch.where(allowed[:, None], ids.index_select(0, slot), own)
-            probs = probs.index_select(0, slot)
-            width = max(width, ids.shape[1])
-            parts["ids"].append(ids.view(len(batch), num_joint, -1))
-            parts["probs"].append(probs.view(len(batch), num_joint, -1))
-            parts["mask"].append(expansion.mask)
-            parts["goal"].append(model.goal_membership(batch).to(torch.bool))
+    cache, layers.transitions = layers.transitions, None
+    try:
+        for index in range(len(layers.keys)):
+            rows = layers.rows(index)
+            rows_all.append(rows)
+            for low in range(0, len(rows), chunk_states):
+                batch = rows[low : low + chunk_states]
+                first = layers.offsets[index] + low
+                expansion = expand(model, batch, per_agent, codec, slots=True)
+                if cache is not None:
+                    keys, probs = variant_successors(
+                        *cache.take(index, len(expansion.base_state)), expansion
+                    )
+                else:
+                    keys, probs, base_rows = successor_keys(
+                        model, batch, expansion, codec
+                    )
+                live = probs > 0
+                found_rows = None
+                if not codec.exact:
+                    found_rows = base_rows.index_select(0, expansion.variant_base)[live]
+                ids = torch.zeros(len(keys) + 1, keys.shape[1], dtype=torch.int64)
+                ids = ids.to(device)
+                ids[:-1][live] = layers.find(keys[live], found_rows, held)
+                probs = torch.cat([probs, probs.new_zeros(1, probs.shape[1])])
+                slot = expansion.slot.flatten()
+                allowed = slot >= 0
+                slot = slot.masked_fill(~allowed, len(ids) - 1)
+                own = torch.arange(first, first + len(batch), device=device)
+                own = own.repeat_interleave(num_joint)[:, None]
+                ids = torch.where(allowed[:, None], ids.index_select(0, slot), own)
+                probs = probs.index_select(0, slot)
+                width = max(width, ids.shape[1])
+                parts["ids"].append(ids.view(len(batch), num_joint, -1))
+                parts["probs"].append(probs.view(len(batch), num_joint, -1))
+                parts["mask"].append(expansion.mask)
+                parts["goal"].append(model.goal_membership(batch).to(torch.bool))
+            if cache is not None:
+                cache.drop(index)
+    finally:
+        if cache is not None:
+            cache.close()
     successors = torch.empty(num_states, num_joint, width, dtype=torch.int64)
     successors = successors.to(device)
     probabilities = torch.zeros(

@@ -94,6 +94,8 @@ class TransitionCache:
                 f"transition cache of layer {layer}: {bases} bases asked at base "
                 f"{base}, {self.bases.get(layer, 0)} stored"
             )
+        if bases == 0:
+            return torch.full((0, 1), SENTINEL), torch.zeros(0, 1, dtype=torch.float64)
         counts = np.fromfile(
             self.path(layer, "counts"), dtype=np.uint8, count=bases, offset=base
         ).astype(np.int64)

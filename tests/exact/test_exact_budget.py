@@ -4,12 +4,21 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pytest
+import torch
 
 from empo import run_experiment
+from empo.exact import auto
+from empo.exact.layered import solve_layered
+from empo.parameters.theory import TheoryParameters
+from empo.theory import power_bits
 from empo.worlds.budget import BudgetExceededError
+from empo.worlds.layers import enumerate_layers
+from empo.worlds.multigrid.world import MultiGridWorld
+from empo.worlds.registry import build_world
 
 FAST = {"wandb_mode": "disabled", "progress": False}
 KEY_DOOR_2H = {"name": "key_door_2h", "options": {"max_steps": 5}}
@@ -57,6 +66,62 @@ def test_auto_solves_layer_by_layer_when_memory_would_not_fit(tmp_path: Path) ->
     assert sum(entry["states"] for entry in layers) == states
     trajectory = json.loads((layered.run_dir / "trajectory.json").read_text())
     assert len(trajectory["states"]) == 6
+
+
+@pytest.mark.parametrize("method", ["layered", "in_memory"])
+def test_runs_call_the_world_model_only_while_enumerating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """A run enumerates once: the solver it chooses (layered, or in memory from the
+    enumerated layers) reads the transitions the enumeration kept instead of
+    calling the world model, whose transitions the run's enumeration calls as
+    often as an enumeration alone; the results are those of the layered solver
+    regenerating its transitions."""
+    calls: dict[str, list[int]] = {"alone": [], "enumerate": [], "solve": []}
+    phase = ["alone"]
+    transitions = MultiGridWorld.transitions
+
+    def counted(self: MultiGridWorld, states: torch.Tensor, actions: torch.Tensor):
+        calls[phase[0]].extend(states[:, 0].unique().tolist())
+        return transitions(self, states, actions)
+
+    def during(name: str, function: Callable) -> Callable:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            phase[0] = name
+            try:
+                return function(*args, **kwargs)
+            finally:
+                phase[0] = "after"
+
+        return wrapped
+
+    world = build_world(KEY_DOOR_2H["name"], KEY_DOOR_2H["options"])
+    reference = solve_layered(world, TheoryParameters())
+    s0 = world.initial_states()
+    expected = [float(reference.robot_values(s0)[0])]
+    expected += power_bits(reference.human_power(s0)[0]).tolist()
+    calls["after"] = []
+    monkeypatch.setattr(MultiGridWorld, "transitions", counted)
+    enumerate_layers(world)
+    monkeypatch.setattr(auto, "enumerate_layers", during("enumerate", enumerate_layers))
+    monkeypatch.setattr(auto, "solve_layered", during("solve", auto.solve_layered))
+    monkeypatch.setattr(auto, "compile_layers", during("solve", auto.compile_layers))
+    memory_gib = 0.15 if method == "layered" else 4.0
+    result = run_experiment(
+        {
+            "world": KEY_DOOR_2H,
+            "exact": {"memory_gib": memory_gib},
+            "evaluation": {"rollouts": 0},
+            "output": {"plots": False},
+        },
+        output_dir=tmp_path,
+        **FAST,
+    )
+    assert calls["enumerate"] == calls["alone"] and len(calls["alone"]) >= 5
+    assert calls["solve"] == []
+    assert result.metrics.get("exact/method", "in_memory") == method
+    got = [result.metrics[k] for k in ("v_r_s0", "w_h/human0/s0", "w_h/human1/s0")]
+    assert got == pytest.approx(expected, abs=1e-9)
 
 
 def test_method_errors(tmp_path: Path) -> None:
