@@ -32,6 +32,7 @@ from torch import Tensor
 from empo.utils.memory import rss_gib
 from empo.worlds.budget import StateBudget, WorldSize, layered_bytes
 from empo.worlds.hashing import KeyCodec
+from empo.worlds.layer_repeats import Block, LayerRepeats, fresh_block, interleave
 from empo.worlds.transition_cache import SENTINEL, TransitionCache
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,19 @@ def expand(
     counts = [len(names) for names in model.action_names]
     device = rows.device
     terminal = model.is_terminal(rows).to(torch.bool)
+    if bool(terminal.all()):
+        none = torch.zeros(0, dtype=torch.int64, device=device)
+        shape = (len(rows), len(counts), max(counts))
+        return Expansion(
+            terminal=terminal,
+            mask=torch.zeros(shape, dtype=torch.bool, device=device),
+            base_state=none,
+            base_actions=none.view(0, len(counts)),
+            variant_state=none,
+            variant_base=none,
+            variant_shift=none,
+            slot=none.new_full((len(rows), len(per_agent)), -1) if slots else None,
+        )
     mask = model.action_mask(rows).to(torch.bool) & ~terminal[:, None, None]
     canonical, shift = _effects(model, rows, mask, codec)
     code = shift + canonical * _MIX
@@ -660,6 +674,7 @@ def enumerate_layers(
     stored: int = 0,
     on_layer: Callable[[int, int, int, float], None] | None = None,
     cache: TransitionCache | None = None,
+    reuse: bool = True,
 ) -> StateLayers:
     """Enumerate the reachable states of a layered world model, layer by layer.
 
@@ -685,6 +700,11 @@ def enumerate_layers(
         Where to keep every base's successors for the layered solver's backward
         pass (:class:`~empo.worlds.transition_cache.TransitionCache`; exact keys
         only, ignored for hashed keys); the result's ``transitions``.
+    reuse
+        For models with ``layer_invariant = True`` (and exact keys), expand only
+        the states whose configuration the previous layer lacks and reuse its
+        successors for the others (:mod:`empo.worlds.layer_repeats`); the result
+        is the same either way.
 
     Returns
     -------
@@ -737,6 +757,65 @@ def enumerate_layers(
         )
         budget.check_memory(states, needed, where, "layered")
 
+    def add(target: int, part: Tensor, part_rows: Tensor | None, index: int) -> None:
+        """Add distinct successors found for layer ``target``."""
+        entry = pending.setdefault(target, _Pending())
+        entry.add(part, part_rows)
+        reader.setdefault(target, index)
+        if here is not None:
+            here.found.setdefault(target, _Pending()).add(part, None)
+        if entry.size > 2 * max(entry.compacted, states_per_batch):
+            distinct, _ = entry.compact()
+            check(total + len(distinct), len(distinct), f"layer {target}")
+
+    def expand_batch(
+        batch: Tensor, value: int, index: int
+    ) -> tuple[Tensor, Tensor, Tensor] | None:
+        """Expand states of layer ``value``; add their successors; return their
+        bases' states and merged successors where kept."""
+        expansion = expand(model, batch, per_agent, codec)
+        if len(expansion.base_state) == 0:
+            return None
+        found, probabilities, base_rows = base_successors(
+            model, batch, expansion, codec, merge=layers.transitions is not None
+        )
+        kept = (expansion.base_state, found, probabilities)
+        found, probabilities = variant_successors(found, probabilities, expansion)
+        positive = probabilities > 0
+        if not bool(positive.any()):
+            return kept
+        layers.max_outcomes = max(layers.max_outcomes, int(positive.sum(dim=1).max()))
+        codec.check_rows(base_rows)
+        found = found[positive]
+        if codec.exact:
+            found_rows = None
+            successor_layer = torch.div(
+                found, codec.stride[column], rounding_mode="floor"
+            ).remainder_(codec.radix[column]) + int(codec.low[column])
+        else:
+            found_rows = base_rows.index_select(0, expansion.variant_base)
+            found_rows = found_rows[positive]
+            successor_layer = found_rows[:, column]
+        lowest, highest = (int(x) for x in torch.aminmax(successor_layer))
+        if lowest <= value:
+            raise ValueError(
+                f"a transition from layer {value} leads to layer {lowest}: "
+                f"layer column {column} must grow with every step"
+            )
+        targets = [lowest] if lowest == highest else successor_layer.unique()
+        for target in [int(t) for t in targets]:
+            if lowest == highest:
+                part, part_rows = _distinct(found, found_rows)
+            else:
+                chosen = successor_layer == target
+                part_rows = None if found_rows is None else found_rows[chosen]
+                part, part_rows = _distinct(found[chosen], part_rows)
+            add(target, part, part_rows, index)
+        return kept
+
+    invariant = reuse and codec.exact and bool(getattr(model, "layer_invariant", False))
+    previous: LayerRepeats | None = None
+    here: LayerRepeats | None = None
     while pending:
         value = min(pending)
         keys, rows = pending.pop(value).compact()
@@ -751,54 +830,46 @@ def enumerate_layers(
         total += len(keys)
         largest = max(largest, len(keys))
         check(total, len(keys), f"layer {value}")
-        for low in range(0, len(keys), states_per_batch):
-            batch = rows[low : low + states_per_batch]
-            expansion = expand(model, batch, per_agent, codec)
-            if len(expansion.base_state) == 0:
+        here = None
+        if invariant and not bool(model.is_terminal(rows).any()):
+            here = LayerRepeats(codec, column, value, keys)
+        hit = None
+        if here is not None and previous is not None:
+            hit = previous.match(keys, value)
+        size = states_per_batch
+        if hit is not None:
+            for target, part in previous.successors(value).items():
+                add(target, part, None, index)
+            fresh = len(keys) - len(previous.configurations)
+            size *= max(1, min(8, len(keys) // max(fresh, 1)))
+        repeated = 0
+        for low in range(0, len(keys), size):
+            batch = rows[low : low + size]
+            chosen = None if hit is None else hit[low : low + size]
+            if chosen is not None:
+                batch = batch[~chosen]
+            kept = expand_batch(batch, value, index) if len(batch) else None
+            if layers.transitions is None:
                 continue
-            found, probabilities, base_rows = base_successors(
-                model, batch, expansion, codec, merge=layers.transitions is not None
-            )
-            if layers.transitions is not None:
-                layers.transitions.append(index, found, probabilities)
-            found, probabilities = variant_successors(found, probabilities, expansion)
-            positive = probabilities > 0
-            if not bool(positive.any()):
-                continue
-            layers.max_outcomes = max(
-                layers.max_outcomes, int(positive.sum(dim=1).max())
-            )
-            codec.check_rows(base_rows)
-            found = found[positive]
-            if codec.exact:
-                found_rows = None
-                successor_layer = torch.div(
-                    found, codec.stride[column], rounding_mode="floor"
-                ).remainder_(codec.radix[column]) + int(codec.low[column])
+            if kept is None:
+                block = Block.empty(len(batch), rows.device)
             else:
-                found_rows = base_rows.index_select(0, expansion.variant_base)
-                found_rows = found_rows[positive]
-                successor_layer = found_rows[:, column]
-            lowest, highest = (int(x) for x in torch.aminmax(successor_layer))
-            if lowest <= value:
-                raise ValueError(
-                    f"a transition from layer {value} leads to layer {lowest}: "
-                    f"layer column {column} must grow with every step"
+                block = fresh_block(len(batch), *kept)
+            if chosen is not None:
+                last = repeated + int(chosen.sum())
+                old = previous.block(
+                    layers.transitions, index - 1, repeated, last, value
                 )
-            targets = [lowest] if lowest == highest else successor_layer.unique()
-            for target in [int(t) for t in targets]:
-                if lowest == highest:
-                    part, part_rows = _distinct(found, found_rows)
-                else:
-                    chosen = successor_layer == target
-                    part_rows = None if found_rows is None else found_rows[chosen]
-                    part, part_rows = _distinct(found[chosen], part_rows)
-                entry = pending.setdefault(target, _Pending())
-                entry.add(part, part_rows)
-                reader.setdefault(target, index)
-                if entry.size > 2 * max(entry.compacted, states_per_batch):
-                    distinct, _ = entry.compact()
-                    check(total + len(distinct), len(distinct), f"layer {target}")
+                block, repeated = interleave(chosen, old, block), last
+            layers.transitions.append_flat(
+                index, block.counts, block.keys, block.probabilities
+            )
+            if here is not None:
+                here.record(block)
+        if here is not None:
+            here.found = {t: entry.compact()[0] for t, entry in here.found.items()}
+            here.close()
+        previous = here
         seconds = time.perf_counter() - started
         if on_layer is not None:
             on_layer(value, len(keys), total, seconds)

@@ -64,18 +64,58 @@ class TransitionCache:
         """Append the successors of the next bases of ``layer`` (merged: live
         entries first, :data:`SENTINEL` keys and probability 0 after them)."""
         live = probabilities > 0
-        counts = live.sum(dim=1)
+        self.append_flat(layer, live.sum(dim=1), keys[live], probabilities[live])
+
+    def append_flat(
+        self,
+        layer: int,
+        counts: Int64[Tensor, " base"],
+        keys: Int64[Tensor, " entry"],
+        probabilities: Float[Tensor, " entry"],
+    ) -> None:
+        """Append the next bases of ``layer`` given flat: each base's number of
+        live successors, then their keys and probabilities in base order."""
         if len(counts) and int(counts.max()) > np.iinfo(np.uint8).max:
             raise ValueError("more than 255 distinct successors of one base")
         arrays = {
             "counts": counts.to(torch.uint8),
-            "keys": keys[live],
-            "probs": probabilities[live].to(torch.float64),
+            "keys": keys,
+            "probs": probabilities.to(torch.float64),
         }
         for part, values in arrays.items():
             with open(self.path(layer, part), "ab") as handle:
                 handle.write(values.cpu().numpy().tobytes())
         self.bases[layer] = self.bases.get(layer, 0) + len(counts)
+
+    def segment(
+        self, layer: int, bases: tuple[int, int], entries: tuple[int, int]
+    ) -> tuple[
+        Int64[Tensor, " base"], Int64[Tensor, " entry"], Float[Tensor, " entry"]
+    ]:
+        """Bases ``bases[0]:bases[1]`` of ``layer`` as stored (their counts) and
+        entries ``entries[0]:entries[1]`` (keys and probabilities), read without
+        moving :meth:`take`'s position."""
+        parts = []
+        for part, (low, high) in (
+            ("counts", bases),
+            ("keys", entries),
+            ("probs", entries),
+        ):
+            dtype = np.dtype(_PARTS[part])
+            if high == low:
+                parts.append(torch.from_numpy(np.empty(0, dtype=dtype)))
+                continue
+            parts.append(
+                torch.from_numpy(
+                    np.fromfile(
+                        self.path(layer, part),
+                        dtype=dtype,
+                        count=high - low,
+                        offset=low * dtype.itemsize,
+                    )
+                )
+            )
+        return parts[0].to(torch.int64), parts[1], parts[2]
 
     def take(
         self, layer: int, bases: int

@@ -1,13 +1,17 @@
 """Packed state keys, layer-by-layer enumeration and its budget."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from empo.worlds.budget import BudgetExceededError, StateBudget
 from empo.worlds.compiler import compile_world
 from empo.worlds.hashing import KeyCodec, hash_rows
+from empo.worlds.layer_repeats import LayerRepeats
 from empo.worlds.layers import enumerate_layers
 from empo.worlds.registry import build_world
+from empo.worlds.transition_cache import TransitionCache
 
 
 def test_key_codec_packs_exactly_and_falls_back_to_hashes() -> None:
@@ -98,3 +102,66 @@ def test_budget_stops_enumeration_with_one_line() -> None:
         enumerate_layers(world, budget=small, chunk_bytes=2**19)
     with pytest.raises(BudgetExceededError, match="in-memory solver"):
         compile_world(world, budget=small)
+
+
+REUSE_WORLDS = {
+    "key_door": {"max_steps": 9},
+    "key_door_2h": {"max_steps": 4},
+    "off_switch": {"max_steps": 5},
+    "unsteady": {"max_steps": 5},
+    "multigrid": {
+        "map": "We We We We We\nWe Ay CB Ae We\nWe .. DC .. We\nWe We We We We",
+        "orientations": ["e", "w"],
+        "max_steps": 4,
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(REUSE_WORLDS))
+def test_reused_layers_equal_expanded_layers(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reusing the previous layer's successors for repeated configurations gives
+    the same layers and byte for byte the same kept transitions as expanding every
+    state, and sends fewer states to the world model where configurations repeat
+    (the control-button map, whose forced actions make configurations recur
+    irregularly, is expanded where the reuse does not apply)."""
+    world = build_world(name, REUSE_WORLDS[name])
+    bases: dict[bool, int] = {}
+    transitions = type(world).transitions
+
+    def counted(self: object, states: torch.Tensor, actions: torch.Tensor):
+        bases[reuse] += len(states)
+        return transitions(self, states, actions)
+
+    monkeypatch.setattr(type(world), "transitions", counted)
+    result, files = {}, {}
+    for reuse in (False, True):
+        bases[reuse] = 0
+        cache = TransitionCache(tmp_path / str(reuse))
+        result[reuse] = enumerate_layers(world, cache=cache, reuse=reuse)
+        files[reuse] = {p.name: p.read_bytes() for p in cache.directory.iterdir()}
+        assert sum(cache.bases.values()) > 0
+    expanded, reused = result[False], result[True]
+    assert len(reused.keys) == len(expanded.keys)
+    assert all(torch.equal(a, b) for a, b in zip(reused.keys, expanded.keys))
+    assert reused.first_reader == expanded.first_reader
+    assert reused.max_outcomes == expanded.max_outcomes
+    assert files[True] == files[False]
+    if name != "multigrid":
+        assert bases[True] < bases[False]
+
+
+def test_layer_repeats_match_only_when_every_configuration_recurs() -> None:
+    """Keys of layer 2 reuse layer 1 only if all of layer 1's configurations (the
+    keys without the layer column) are among them and the shifted successors stay
+    within the layer column's bounds."""
+    codec = KeyCodec(torch.tensor([[0, 0], [3, 9]]), 2)
+    previous = LayerRepeats(codec, 0, 1, codec.keys(torch.tensor([[1, 2], [1, 5]])))
+    previous.found = {2: codec.keys(torch.tensor([[2, 3], [2, 6]]))}
+    later = codec.keys(torch.tensor([[2, 1], [2, 2], [2, 5]]))
+    assert previous.match(later, 2).tolist() == [False, True, True]
+    assert previous.match(later[:2], 2) is None
+    shifted = previous.successors(2)
+    assert list(shifted) == [3] and codec.rows(shifted[3]).tolist() == [[3, 3], [3, 6]]
+    assert previous.match(later + 10, 3) is None

@@ -246,6 +246,11 @@ class MultiGridWorld:
     layer_column = 0
     """The time step (column 0) grows by one per step: the states' layers."""
 
+    layer_invariant = True
+    """The rules never read the time step except to stop at ``max_steps``: shifting
+    a non-terminal state's time step shifts its successors' alike
+    (:mod:`empo.worlds.layer_repeats`)."""
+
     def state_bounds(self) -> Int64[Tensor, "2 dim"]:
         """Inclusive bounds of every state column (exact key packing)."""
         return column_bounds(self.layout)
