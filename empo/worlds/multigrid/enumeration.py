@@ -55,11 +55,13 @@ def _no_op(lay: Layout, states: Tensor, kind: Tensor) -> Tensor:
     """Actions that change nothing, whatever the other agents do before them in the
     step, and whose conflicts (if any) change no other agent's order, so that the
     successor distribution is that of ``still``: any action of a terminated agent;
-    ``done``; ``drop`` without a carried key, not facing an agent; ``toggle`` not
-    facing a door; ``pickup`` without a key in front while no agent carries a key
-    (none can be dropped there first); ``forward`` into a wall from steady ground
-    (walls never change; agents competing for the same wall cell all stay put and the
-    other agents keep their order, rule 3).
+    ``done``; ``drop`` without a carried key, not facing an agent, or into a wall;
+    ``toggle`` not facing a door; ``pickup`` without a key in front while no other
+    agent carrying one faces the same cell (only such an agent's drop can put one
+    there first: agents act once per step from their starting cells and
+    directions); ``forward`` into a wall from steady ground (walls never change;
+    agents competing for the same wall cell all stay put and the other agents keep
+    their order, rule 3).
 
     ``kind`` holds action kinds ``[batch, agent]`` or ``[batch, agent, m]`` (``m``
     candidate actions per agent); the result has its shape.
@@ -70,9 +72,12 @@ def _no_op(lay: Layout, states: Tensor, kind: Tensor) -> Tensor:
     carry = states[:, 4 : 4 + 4 * n : 4]
     front = _at(occupancy(lay, states), fwd)
     no_key = (front < n) | (front >= n + p)
-    no_key = no_key & (carry < 0).all(dim=1, keepdim=True)
-    empty_handed = (carry < 0) & ((front < 0) | (front >= n))
-    into_wall = lay.terrain[fwd] == Terrain.WALL
+    same = (fwd.unsqueeze(2) == fwd.unsqueeze(1)) & (carry >= 0).unsqueeze(1)
+    same = same & ~torch.eye(n, dtype=torch.bool, device=states.device)
+    no_key = no_key & ~same.any(dim=2)
+    wall = lay.terrain[fwd] == Terrain.WALL
+    empty_handed = ((carry < 0) & ((front < 0) | (front >= n))) | wall
+    into_wall = wall
     if lay.has_unsteady:
         into_wall = into_wall & (lay.terrain[pos] != Terrain.UNSTEADY)
     toggleable = torch.isin(

@@ -13,6 +13,7 @@ from empo.worlds.multigrid.world import MultiGridWorld
 from empo.worlds.registry import build_world
 
 QUANTITIES = ("q_m", "pi_h", "v_m", "q_r", "pi_r", "v_e", "x_h", "u_r", "v_r")
+PICKUP_DROP = ("still", "pickup", "drop")
 OUTPUTS = ("q_m", "pi_h", "q_r", "pi_r", "x_h", "u_r", "w_h")
 
 MAPS = {
@@ -23,6 +24,10 @@ MAPS = {
     "control": (
         "We We We We We\nWe Ay CB Ae We\nWe .. DC .. We\nWe We We We We",
         {"orientations": ["e", "w"], "max_steps": 4},
+    ),
+    "handover": (
+        "We We We We We\nWe Ae .. Ay We\nWe Kr .. .. We\nWe We We We We",
+        {"orientations": ["s", "w"], "max_steps": 4},
     ),
     "bush_magic_ball": (
         "We We We We We\nWe Ay Bu Ms We\nWe Bb .. Ae We\nWe We We We We",
@@ -102,3 +107,29 @@ def test_action_effects_reproduce_the_transitions(name: str) -> None:
             flat[k].tolist(),
             joint.reshape(-1, n_agents)[k].tolist(),
         )
+
+
+def test_pickup_and_drop_that_can_do_nothing_act_as_still() -> None:
+    """A pickup facing no key is ``still`` unless another agent carrying one faces
+    the same cell (its drop comes first when it acts first); a drop into a wall is
+    ``still``."""
+    world = from_file(
+        map="We We We We We\nWe Ae .. Ay We\nWe .. Kr .. We\nWe We We We We",
+        orientations=["e", "w"],
+        action_class="ObjectActions",
+        max_steps=3,
+    )
+    still, pickup, drop = (world.action_names[0].index(a) for a in PICKUP_DROP)
+    start = world.initial_states()[0]
+    carrying = start.clone()
+    carrying[4], carrying[world.layout.key_col] = 0, -1
+    facing_wall = carrying.clone()
+    facing_wall[2] = 3
+    canonical, _, _ = world.action_effects(torch.stack([start, carrying, facing_wall]))
+    assert canonical[:, 1, pickup].tolist() == [still, pickup, still]
+    assert canonical[:, 0, drop].tolist() == [still, drop, still]
+    successors, probs = world.transitions(
+        carrying[None], torch.tensor([[drop, pickup]])
+    )
+    handed = successors[0, probs[0].argmax()]
+    assert probs[0].max() == 1.0 and handed[8] == 0 and handed[4] == -1
