@@ -5,8 +5,10 @@ seconds (best of ``--repeats``), states per second, (state, joint action) pairs 
 second, and the seconds spent inside the model's own ``transitions`` (so that the
 compiler's share is the difference); then the same for the layered enumeration
 (:func:`empo.worlds.layers.enumerate_layers`: packed keys, distinct action effects,
-no tables) and for :func:`empo.worlds.compiler.compile_layers` (tables built from
-the enumerated layers):
+the previous layer's successors reused for repeated configurations, no tables), the
+same without that reuse (every state expanded), and for
+:func:`empo.worlds.compiler.compile_layers` (tables built from the enumerated
+layers):
 
 * ``key_door``: the built-in MultiGrid world (49 joint actions);
 * ``transport``: the small ferry world with 3 humans, 2 seats and horizon 12;
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from typing import Callable
 
 import torch
@@ -102,7 +105,14 @@ def main() -> None:
         def compiled(timed: TimedModel) -> None:
             worlds.append(compile_world(timed, batch_size=args.batch_size))
 
-        runs = [("", compiled), (" (layered)", enumerate_layers)]
+        runs = [
+            ("", compiled),
+            (" (layered)", enumerate_layers),
+            (
+                " (layered, every state expanded)",
+                partial(enumerate_layers, reuse=False),
+            ),
+        ]
         runs.append(
             (" (compile_layers)", lambda t: compile_layers(t, enumerate_layers(t)))
         )

@@ -654,7 +654,9 @@ def _backward(
                     ids = ctx.layers.find(keys, found, held_at)
                     return ids, table_m, table_e, table_r
 
-                cached = None if cache is None else partial(cache.take, index)
+                cached = (
+                    None if cache is None else partial(cache.take, index, device=device)
+                )
                 for ids in torch.split(live, block):
                     values = _solve_chunk(
                         ctx, rows.index_select(0, ids), tables, chunk, cached

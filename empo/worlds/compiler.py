@@ -566,7 +566,7 @@ def compile_layers(
                 expansion = expand(model, batch, per_agent, codec, slots=True)
                 if cache is not None:
                     keys, probs = variant_successors(
-                        *cache.take(index, len(expansion.base_state)), expansion
+                        *cache.take(index, len(expansion.base_state), device), expansion
                     )
                 else:
                     keys, probs, base_rows = successor_keys(

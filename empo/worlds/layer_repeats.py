@@ -175,7 +175,7 @@ class LayerRepeats:
             ("entry_offsets", self.state_entries),
         ):
             counts = torch.cat(parts) if parts else self.configurations.new_zeros(0)
-            offsets = torch.zeros(len(counts) + 1, dtype=torch.int64)
+            offsets = counts.new_zeros(len(counts) + 1)
             torch.cumsum(counts, 0, out=offsets[1:])
             setattr(self, name, offsets)
         self.state_bases, self.state_entries = [], []
@@ -212,14 +212,16 @@ class LayerRepeats:
         """The kept transitions of this layer's states ``first:last`` (index
         ``layer`` in the cache), shifted to layer ``value``."""
         bases, entries = self.base_offsets, self.entry_offsets
+        device = self.configurations.device
         counts, keys, probabilities = cache.segment(
             layer,
             (int(bases[first]), int(bases[last])),
             (int(entries[first]), int(entries[last])),
+            device,
         )
         delta = (value - self.value) * int(self.codec.stride[self.column])
         return Block(
-            bases[first + 1 : last + 1] - bases[first:last],
+            (bases[first + 1 : last + 1] - bases[first:last]).to(device),
             counts,
             keys + delta,
             probabilities,

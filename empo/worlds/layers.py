@@ -787,16 +787,21 @@ def enumerate_layers(
         layers.max_outcomes = max(layers.max_outcomes, int(positive.sum(dim=1).max()))
         codec.check_rows(base_rows)
         found = found[positive]
-        if codec.exact:
-            found_rows = None
-            successor_layer = torch.div(
-                found, codec.stride[column], rounding_mode="floor"
-            ).remainder_(codec.radix[column]) + int(codec.low[column])
+        found_rows = successor_layer = None
+        if codec.exact and column == 0:
+            # the most significant column: the keys' order is the layers' order
+            ends = layers.layer_values(torch.stack(torch.aminmax(found)))
+            lowest, highest = ends.tolist()
+            if lowest != highest:
+                successor_layer = layers.layer_values(found)
         else:
-            found_rows = base_rows.index_select(0, expansion.variant_base)
-            found_rows = found_rows[positive]
-            successor_layer = found_rows[:, column]
-        lowest, highest = (int(x) for x in torch.aminmax(successor_layer))
+            if codec.exact:
+                successor_layer = layers.layer_values(found)
+            else:
+                found_rows = base_rows.index_select(0, expansion.variant_base)
+                found_rows = found_rows[positive]
+                successor_layer = found_rows[:, column]
+            lowest, highest = (int(x) for x in torch.aminmax(successor_layer))
         if lowest <= value:
             raise ValueError(
                 f"a transition from layer {value} leads to layer {lowest}: "
@@ -873,14 +878,15 @@ def enumerate_layers(
         seconds = time.perf_counter() - started
         if on_layer is not None:
             on_layer(value, len(keys), total, seconds)
-        logger.info(
-            "enumerated layer %d: %d states, %d in all, %.1f s, RSS %.2f GiB",
-            value,
-            len(keys),
-            total,
-            seconds,
-            rss_gib(),
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "enumerated layer %d: %d states, %d in all, %.1f s, RSS %.2f GiB",
+                value,
+                len(keys),
+                total,
+                seconds,
+                rss_gib(),
+            )
     first = codec.keys(initial[:1])
     layer = layers.values.index(int(initial[0, column]))
     layers.initial_layer = layer

@@ -88,13 +88,17 @@ class TransitionCache:
         self.bases[layer] = self.bases.get(layer, 0) + len(counts)
 
     def segment(
-        self, layer: int, bases: tuple[int, int], entries: tuple[int, int]
+        self,
+        layer: int,
+        bases: tuple[int, int],
+        entries: tuple[int, int],
+        device: torch.device | str | None = None,
     ) -> tuple[
         Int64[Tensor, " base"], Int64[Tensor, " entry"], Float[Tensor, " entry"]
     ]:
         """Bases ``bases[0]:bases[1]`` of ``layer`` as stored (their counts) and
-        entries ``entries[0]:entries[1]`` (keys and probabilities), read without
-        moving :meth:`take`'s position."""
+        entries ``entries[0]:entries[1]`` (keys and probabilities), on ``device``,
+        read without moving :meth:`take`'s position."""
         parts = []
         for part, (low, high) in (
             ("counts", bases),
@@ -115,13 +119,18 @@ class TransitionCache:
                     )
                 )
             )
-        return parts[0].to(torch.int64), parts[1], parts[2]
+        return (
+            parts[0].to(device, torch.int64),
+            parts[1].to(device),
+            parts[2].to(device),
+        )
 
     def take(
-        self, layer: int, bases: int
+        self, layer: int, bases: int, device: torch.device | str | None = None
     ) -> tuple[Int64[Tensor, "base k"], Float[Tensor, "base k"]]:
         """The next ``bases`` bases of ``layer`` (in the order appended), padded
-        to their most successors with :data:`SENTINEL` keys and probability 0.
+        to their most successors with :data:`SENTINEL` keys and probability 0, on
+        ``device`` (default the CPU).
 
         Raises
         ------
@@ -135,7 +144,10 @@ class TransitionCache:
                 f"{base}, {self.bases.get(layer, 0)} stored"
             )
         if bases == 0:
-            return torch.full((0, 1), SENTINEL), torch.zeros(0, 1, dtype=torch.float64)
+            return (
+                torch.full((0, 1), SENTINEL, device=device),
+                torch.zeros(0, 1, dtype=torch.float64, device=device),
+            )
         counts = np.fromfile(
             self.path(layer, "counts"), dtype=np.uint8, count=bases, offset=base
         ).astype(np.int64)
@@ -159,7 +171,7 @@ class TransitionCache:
         probabilities = torch.zeros(bases, width, dtype=torch.float64)
         keys[live] = flat["keys"]
         probabilities[live] = flat["probs"]
-        return keys, probabilities
+        return keys.to(device), probabilities.to(device)
 
     def drop(self, layer: int) -> None:
         """Delete a layer's files (all of its bases must have been read).

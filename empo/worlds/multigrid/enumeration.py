@@ -311,23 +311,26 @@ def _enumerate_unique(
 def _enumerate_chunk(
     lay: Layout, states: Tensor, actions: Tensor
 ) -> tuple[Tensor, Tensor]:
+    """Every outcome of every row, executed in one pass over (row, outcome) pairs."""
     batch = states.shape[0]
     device = states.device
     kk = lay.max_outcomes()
     p = plan(lay, states, actions)
     live = states[:, 0] < lay.max_steps
-    zeros = torch.zeros(batch, dtype=torch.long, device=device)
+    total = torch.where(live, p.total, 1)
     out = states.unsqueeze(1).repeat(1, kk, 1)
     probs = torch.zeros(batch, kk, dtype=torch.float64, device=device)
-    out[:, 0] = execute(lay, states, actions, p, zeros)
-    probs[:, 0] = torch.where(live, outcome_prob(p, zeros), 0.0)
-    extra = torch.where(live, p.total - 1, 0)
-    if kk > 1 and bool((extra > 0).any()):
-        row = torch.repeat_interleave(torch.arange(batch, device=device), extra)
-        offsets = torch.cumsum(extra, 0) - extra
-        k = torch.arange(row.shape[0], device=device) - offsets[row] + 1
+    if kk == 1 or not bool((total > 1).any()):
+        k = torch.zeros(batch, dtype=torch.long, device=device)
+        out[:, 0] = execute(lay, states, actions, p, k)
+        probs[:, 0] = outcome_prob(p, k)
+    else:
+        row = torch.repeat_interleave(torch.arange(batch, device=device), total)
+        k = torch.arange(row.shape[0], device=device)
+        k -= (torch.cumsum(total, 0) - total).index_select(0, row)
         sub = Plan(*(getattr(p, f)[row] for f in Plan.__dataclass_fields__))
         out[row, k] = execute(lay, states[row], actions[row], sub, k)
         probs[row, k] = outcome_prob(sub, k)
+    probs[:, 0] = torch.where(live, probs[:, 0], 0.0)
     out[:, 0] = torch.where(live.unsqueeze(1), out[:, 0], states)
     return out, probs
