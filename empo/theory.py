@@ -44,6 +44,7 @@ __all__ = [
     "robot_policy_of",
     "robot_utility",
     "robot_value",
+    "terminal_robot_value",
     "uniform_policy",
     "x_h_sample_target",
 ]
@@ -469,8 +470,19 @@ def robot_chain(
     if terminal is not None:
         x_h = x_h.masked_fill(terminal[..., None], 0.0)
         u_r = u_r.masked_fill(terminal, 0.0)
-        v_r = torch.where(terminal, torch.full_like(v_r, params.terminal_v_r), v_r)
+        v_r = terminal_robot_value(v_r, terminal, params)
     return RobotChain(q_r=q_r, pi_r=pi_r, x_h=x_h, u_r=u_r, v_r=v_r)
+
+
+def terminal_robot_value(
+    v_r: Float[Tensor, "*batch"],
+    terminal: Bool[Tensor, "*#batch"],
+    params: TheoryParameters,
+) -> Float[Tensor, "*batch"]:
+    """``V_r`` with the terminal convention of THEORY.md: ``terminal_v_r`` at
+    terminal states, ``v_r`` elsewhere (:func:`robot_chain`, and learners whose
+    ``V_r`` is a network's output)."""
+    return torch.where(terminal, torch.full_like(v_r, params.terminal_v_r), v_r)
 
 
 def power_bits(x_h: Float[Tensor, "*batch"]) -> Float[Tensor, "*batch"]:

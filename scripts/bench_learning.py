@@ -47,6 +47,7 @@ from empo import Parameters
 from empo.analysis.compare import compare
 from empo.exact import solve
 from empo.learning import train
+from empo.learning.knobs import ACCURATE, ACCURATE_PHASE2
 from empo.learning.evaluate import greedy_rollout
 from empo.worlds.registry import build_world, compile_any
 
@@ -89,26 +90,6 @@ STUDY_FRAMES = {"network": 40_000, "table": 80_000}
 (at 2,000, seed 10 still took one action 0.19 worse than the exact robot's)."""
 
 
-TEST_KNOBS: dict[str, Any] = {
-    "learning_rate": 1e-2,
-    "learning_rate_decay": 0.01,
-    "batch_size": 64,
-    "num_frames": 6000,
-    "frames_per_batch": 100,
-    "updates_per_batch": 20,
-    "num_envs": 10,
-    "max_episode_steps": 50,
-    "buffer_size": 5000,
-    "uniform_state_fraction": 1.0,
-    "target_update_tau": 0.2,
-    "embed_dim": 32,
-    "hidden_sizes": [64, 64],
-    "epsilon_start": 0.5,
-    "epsilon_end": 0.1,
-    "epsilon_steps": 2000,
-}
-"""The ``ACCURATE`` knobs of ``tests/learning/test_train.py`` (the paradigm rows)."""
-
 MULTIGRID_KNOBS: dict[str, Any] = {**KEY_DOOR_KNOBS, "updates_per_batch": 100}
 """The MultiGrid network rows: the key-and-door knobs with 100 updates per batch
 (20k frames per phase, 10,000 gradient steps)."""
@@ -129,12 +110,9 @@ _CORRIDOR = {
     "uniform_state_fraction": 1.0,
 }
 _GRID_PHASE2 = {"beta_r_start": 0.5, "beta_r_steps": 10_000, "goal_resample_steps": 10}
-_TEST_PHASE2 = {"beta_r_start": 0.5, "beta_r_steps": 2000, "goal_resample_steps": 10}
 _AC = {"variant": "actor_critic"}
 ACCURACY_ROWS: dict[str, dict[str, Any]] = {
-    "commitment": _row(
-        "commitment", TEST_KNOBS, {**TEST_KNOBS, **_TEST_PHASE2}, seed=1
-    ),
+    "commitment": _row("commitment", ACCURATE, {**ACCURATE, **ACCURATE_PHASE2}, seed=1),
     "corridor": _row("corridor", _CORRIDOR, {**_CORRIDOR, **_GRID_PHASE2}),
     "corridor_ac": _row("corridor", _CORRIDOR, {**_CORRIDOR, **_GRID_PHASE2, **_AC}),
     "unsteady": _row("unsteady", MULTIGRID_KNOBS, {**MULTIGRID_KNOBS, **_GRID_PHASE2}),

@@ -196,6 +196,9 @@ def test_robot_chain_eqs_5_7_8_9_and_terminal_layout() -> None:
     assert torch.allclose(chain.x_h, t([[1.25], [0.0]]))
     assert torch.allclose(chain.u_r, t([-0.64, 0.0]))
     assert torch.allclose(chain.v_r, t([-1.84, THEORY.terminal_v_r]))
+    # the convention alone, for values that do not come from eq. (9)
+    critic = T.terminal_robot_value(t([-3.0, -4.0]), terminal, THEORY)
+    assert torch.equal(critic, t([-3.0, THEORY.terminal_v_r]))
 
 
 def test_robot_chain_with_a_given_policy_or_beta() -> None:

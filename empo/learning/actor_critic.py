@@ -124,9 +124,8 @@ class ActorCriticLoss(Phase2Base):
     ) -> Float[Tensor, " batch"]:
         """``V_r(s) = -exp(log_neg_v_r)``, ``terminal_v_r`` at terminal states."""
         v_r = -torch.exp(self.log_neg_robot_value(params, states))
-        terminal = self.data.terminal(states)
-        return torch.where(
-            terminal, torch.full_like(v_r, self.theory_params.terminal_v_r), v_r
+        return theory.terminal_robot_value(
+            v_r, self.data.terminal(states), self.theory_params
         )
 
     def log_policy(

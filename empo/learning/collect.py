@@ -32,6 +32,7 @@ from tensordict import TensorDict
 from torch import Tensor
 
 from empo import theory
+from empo.goals import sample_goal_profiles
 from empo.learning.data import WorldData
 from empo.learning.targets import robot_backups
 
@@ -73,7 +74,8 @@ class _Collector:
         self.max_episode_steps = max_episode_steps
         self.generator = generator
         dev = data.device
-        self.states = data.initial().expand(num_envs).clone()
+        self._initial = data.initial().expand(num_envs)
+        self.states = self._initial.clone()
         self.steps = torch.zeros(num_envs, dtype=torch.long, device=dev)
         self.goal_age = torch.zeros(num_envs, dtype=torch.long, device=dev)
         self.goals = self._draw_goals()
@@ -98,9 +100,9 @@ class _Collector:
         self.goals = state["goals"].to(dev)
 
     def _draw_goals(self) -> Int64[Tensor, "env human"]:
-        weights = self.data.goal_weights.repeat(self.num_envs, 1)
-        draw = torch.multinomial(weights, 1, generator=self.generator)
-        return draw.reshape(self.num_envs, self.data.num_humans)
+        return sample_goal_profiles(
+            self.data.goal_weights, self.num_envs, self.generator
+        )
 
     def _sample(
         self,
@@ -129,8 +131,7 @@ class _Collector:
         self.steps += 1
         self.goal_age += 1
         done = data.terminal(nxt) | (self.steps >= self.max_episode_steps)
-        initial = data.initial().expand(self.num_envs)
-        nxt = initial.where(done, nxt)
+        nxt = self._initial.where(done, nxt)
         self.steps = torch.where(done, torch.zeros_like(self.steps), self.steps)
         return nxt, done
 

@@ -3,7 +3,7 @@ against the exact solver, which schedule ``"auto"`` picks, knob checks and resum
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -12,14 +12,12 @@ from empo import Parameters
 from empo.analysis import compare
 from empo.exact import solve
 from empo.learning import train
-from empo.learning.checkpoint import CHECKPOINT_NAME
 from empo.learning.layered import uses_layers
 from empo.learning.layered_states import LayerSampler
 from empo.learning.trainer import make_data
 from empo.parameters.validation import ParameterError
 from empo.worlds.random_world import random_layered_world
 from empo.worlds.registry import build_world, compile_any
-from test_train import _params, _small_world
 
 LAYERED = {
     "learning_rate": 1e-2,
@@ -34,9 +32,11 @@ PHASE1 = {**LAYERED, "schedule": "layered", "layer_passes": 1}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["dqn", "actor_critic"])
-def test_layered_schedule_matches_exact_on_a_small_layered_world(variant: str) -> None:
-    world = _small_world()
-    params = _params(PHASE1, {**LAYERED, "variant": variant}, seed=1)
+def test_layered_schedule_matches_exact_on_a_small_layered_world(
+    variant: str, small_world: Any, learned_params: Callable[..., Parameters]
+) -> None:
+    world = small_world
+    params = learned_params(PHASE1, {**LAYERED, "variant": variant}, seed=1)
     exact = solve(world, params.theory)
     learned = train(world, params, progress=False)
     # the last layer holds terminal states only
@@ -47,7 +47,9 @@ def test_layered_schedule_matches_exact_on_a_small_layered_world(variant: str) -
     assert errors["pi_r"] <= 5e-3 and errors["v_r_rel"] <= 5e-3
 
 
-def test_auto_schedule_is_layered_on_timed_worlds_with_networks_only() -> None:
+def test_auto_schedule_is_layered_on_timed_worlds_with_networks_only(
+    small_world: Any,
+) -> None:
     corridor = make_data(compile_any(build_world("corridor")), Parameters(), "cpu")
     assert corridor.timed and corridor.num_layers is not None
     assert uses_layers(corridor, Parameters())
@@ -57,7 +59,7 @@ def test_auto_schedule_is_layered_on_timed_worlds_with_networks_only() -> None:
     online = Parameters(phase1={"schedule": "online"})
     assert not uses_layers(corridor, online)
     # acyclic but without a time step: layered only when asked for
-    acyclic = make_data(_small_world(), Parameters(), "cpu")
+    acyclic = make_data(small_world, Parameters(), "cpu")
     assert acyclic.num_layers == 5 and not acyclic.timed
     assert not uses_layers(acyclic, Parameters())
     assert uses_layers(acyclic, Parameters(phase1={"schedule": "layered"}))
@@ -71,14 +73,14 @@ def test_auto_schedule_is_layered_on_timed_worlds_with_networks_only() -> None:
     assert not uses_layers(cyclic_data, Parameters())
 
 
-def test_layered_schedule_refuses_cyclic_worlds_and_tables() -> None:
+def test_layered_schedule_refuses_cyclic_worlds_and_tables(small_world: Any) -> None:
     cyclic = random_layered_world(12, num_layers=3, cyclic=True, seed=2)
     layered = Parameters(phase1={"schedule": "layered"})
     with pytest.raises(ValueError, match="phase1.schedule = 'layered'"):
         train(cyclic, layered, progress=False)
     tables = layered.with_overrides({"phase2.state_encoding": "table"})
     with pytest.raises(ValueError, match="phase2.state_encoding is 'table'"):
-        train(_small_world(), tables, progress=False)
+        train(small_world, tables, progress=False)
 
 
 def test_layered_knobs_are_checked_with_the_field_name() -> None:
@@ -114,36 +116,17 @@ def test_branching_sample_keeps_distinct_states_of_each_layer() -> None:
 
 @pytest.mark.parametrize("variant", ["dqn", "actor_critic"])
 def test_interrupted_layered_run_resumes_to_the_same_parameters(
-    tmp_path, variant: str
+    tmp_path,
+    variant: str,
+    resume_world: Any,
+    learned_params: Callable[..., Parameters],
+    resume_check: Callable[..., Any],
 ) -> None:
-    world = random_layered_world(16, num_actions=2, num_goals=2, num_layers=4, seed=5)
     knobs = {**LAYERED, "layer_states": 8, "layer_updates": 20, "batch_size": 8}
     phase1 = {**knobs, "schedule": "layered", "layer_passes": 2, "num_envs": 4}
-    params = _params(phase1, {**knobs, "variant": variant}, seed=3)
-    reference = train(world, params, progress=False, run_dir=tmp_path / "a")
-
-    class Interrupt(Exception):
-        pass
-
-    calls = []
-
-    def interrupting(metrics: dict[str, float], step: int) -> None:
-        calls.append(step)
-        if len(calls) in (2, 9):  # in phase 1's first pass, in the second pass
-            raise Interrupt
-
-    run_dir = tmp_path / "b"
-    for _ in range(2):
-        with pytest.raises(Interrupt):
-            train(world, params, progress=False, logger=interrupting, run_dir=run_dir)
-    torch.load(run_dir / CHECKPOINT_NAME, weights_only=True)
-    resumed = train(world, params, progress=False, logger=interrupting, run_dir=run_dir)
-    for key in ("phase1", "phase2"):
-        ref = reference.networks[key].state_dict()
-        got = resumed.networks[key].state_dict()
-        assert ref.keys() == got.keys()
-        for name in ref:
-            assert torch.equal(ref[name], got[name]), f"{key}.{name} differs"
+    params = learned_params(phase1, {**knobs, "variant": variant}, seed=3)
+    # interrupted in phase 1's first pass and in its second pass
+    reference, resumed, _ = resume_check(resume_world, params, tmp_path, (2, 9))
     assert resumed.stats == reference.stats | {
         k: v for k, v in resumed.stats.items() if k.endswith("seconds")
     }

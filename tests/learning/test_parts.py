@@ -1,4 +1,5 @@
-"""Schedules, shaping potential, greedy rollouts and the network keys."""
+"""Schedules, shaping potential, greedy rollouts, collectors' goal draws and the
+network keys."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 import torch
 from tensordict import TensorDict
 
+from empo.goals import sample_goal_profiles
+from empo.learning.collect import Phase2Collector
 from empo.learning.evaluate import greedy_rollout
 from empo.learning.losses import masked_mse
 from empo.learning.data import CompiledData, RowData
@@ -15,7 +18,7 @@ from empo.learning.schedules import annealed_beta, linear_epsilon
 from empo.learning.shaping import goal_distance_potential
 from empo.learning.modules import goal_network, state_network
 from empo.parameters.learning import Phase1Parameters
-from empo.worlds.registry import compile_any
+from empo.worlds.registry import build_world, compile_any
 from empo.worlds.tabular import TabularWorld
 from empo.worlds.transport.builtin import small
 
@@ -99,3 +102,11 @@ def test_masked_mse_refuses_shapes_that_would_broadcast() -> None:
     with pytest.raises((ValueError, TypeError), match="shape"):
         masked_mse(pred, target, mask)
     assert masked_mse(torch.zeros(3, 5), torch.ones(3, 5), mask).item() == 1.0
+
+
+def test_collectors_draw_goal_profiles_with_the_shared_sampler() -> None:
+    data = CompiledData(compile_any(build_world("two_humans_door")))
+    drawn = Phase2Collector(data, None, 64, 10, torch.Generator().manual_seed(7))
+    want = sample_goal_profiles(data.goal_weights, 64, torch.Generator().manual_seed(7))
+    assert drawn.goals.shape == (64, 2)
+    assert torch.equal(drawn.goals, want)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -15,32 +15,13 @@ from empo.analysis import compare
 from empo.exact import solve
 from empo.learning import CompiledData, LearnedSolution, RowData, enumerable, train
 from empo.learning.checkpoint import CHECKPOINT_NAME
+from empo.learning.knobs import ACCURATE, ACCURATE_PHASE2
 from empo.learning.trainer import make_data
 from empo.parameters.validation import ParameterError
 from empo.worlds.random_world import random_layered_world
 from empo.worlds.registry import build_world, compile_any
 from empo.worlds.transport.builtin import large, small
 
-ACCURATE = {
-    "learning_rate": 1e-2,
-    "learning_rate_decay": 0.01,
-    "batch_size": 64,
-    "num_frames": 6000,
-    "frames_per_batch": 100,
-    "updates_per_batch": 20,
-    "num_envs": 10,
-    "max_episode_steps": 50,
-    "buffer_size": 5000,
-    "uniform_state_fraction": 1.0,
-    "target_update_tau": 0.2,
-    "embed_dim": 32,
-    "hidden_sizes": [64, 64],
-    "epsilon_start": 0.5,
-    "epsilon_end": 0.1,
-    "epsilon_steps": 2000,
-}
-PHASE2 = {"beta_r_start": 0.5, "beta_r_steps": 2000, "goal_resample_steps": 10}
-THEORY = {"beta_h": 5.0, "gamma_h": 0.95, "gamma_r": 0.95}
 TINY = {
     "num_frames": 64,
     "frames_per_batch": 32,
@@ -54,17 +35,6 @@ TINY = {
 SCALED_LARGE = {"rows": 3, "cols": 3, "n_vehicles": 1, "n_humans": 2, "horizon": 6}
 
 
-def _params(phase1: dict[str, Any], phase2: dict[str, Any], **extra: Any) -> Parameters:
-    return Parameters(
-        world="commitment",
-        solver="learned",
-        theory=THEORY,
-        phase1=phase1,
-        phase2=phase2,
-        **extra,
-    )
-
-
 def _rows(phase1: dict[str, Any], phase2: dict[str, Any], world: Any) -> Parameters:
     return Parameters.from_dict(
         {
@@ -76,17 +46,15 @@ def _rows(phase1: dict[str, Any], phase2: dict[str, Any], world: Any) -> Paramet
     )
 
 
-def _small_world() -> Any:
-    return random_layered_world(
-        30, num_actions=3, num_goals=3, num_layers=5, rest_action=True, seed=3
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["dqn", "actor_critic"])
-def test_learned_solution_matches_exact_on_a_small_world(variant: str) -> None:
-    world = _small_world()
-    params = _params(ACCURATE, {**ACCURATE, **PHASE2, "variant": variant}, seed=1)
+def test_learned_solution_matches_exact_on_a_small_world(
+    variant: str, small_world: Any, learned_params: Callable[..., Parameters]
+) -> None:
+    world = small_world
+    params = learned_params(
+        ACCURATE, {**ACCURATE, **ACCURATE_PHASE2, "variant": variant}, seed=1
+    )
     exact = solve(world, params.theory)
     learned = train(world, params, progress=False)
     tables = learned.tabulate()
@@ -133,9 +101,14 @@ def test_auto_access_reads_rows_only_of_worlds_too_large_to_enumerate() -> None:
     ],
 )
 def test_interrupted_run_resumes_to_the_same_parameters(
-    tmp_path, source: str, variant: str, encoding: str
+    tmp_path,
+    source: str,
+    variant: str,
+    encoding: str,
+    resume_world: Any,
+    learned_params: Callable[..., Parameters],
+    resume_check: Callable[..., Any],
 ) -> None:
-    world = random_layered_world(16, num_actions=2, num_goals=2, num_layers=4, seed=5)
     knobs = {
         **ACCURATE,
         "state_encoding": encoding,
@@ -153,34 +126,11 @@ def test_interrupted_run_resumes_to_the_same_parameters(
     }
     phase2 = {**knobs, "beta_r_steps": 60, "variant": variant}
     del phase2["world_access"]
-    params = _params(knobs, phase2, seed=3)
-    reference = train(world, params, progress=False, run_dir=tmp_path / "a")
-
-    class Interrupt(Exception):
-        pass
-
-    calls = []
-
-    def interrupting(metrics: dict[str, float], step: int) -> None:
-        calls.append(step)
-        if len(calls) in (5, 9):  # 3rd phase-1 collection... and in phase 2
-            raise Interrupt
-
-    run_dir = tmp_path / "b"
-    for _ in range(2):
-        with pytest.raises(Interrupt):
-            train(world, params, progress=False, logger=interrupting, run_dir=run_dir)
-    # the checkpoint holds tensors, numbers, strings and dicts only
-    torch.load(run_dir / CHECKPOINT_NAME, weights_only=True)
-    resumed = train(world, params, progress=False, logger=interrupting, run_dir=run_dir)
+    params = learned_params(knobs, phase2, seed=3)
+    # interrupted at the 3rd phase-1 collection and in phase 2
+    reference, resumed, calls = resume_check(resume_world, params, tmp_path, (5, 9))
     assert any(step > 120 for step in calls)  # an interruption fell in phase 2
-    for key in ("phase1", "phase2"):
-        ref = reference.networks[key].state_dict()
-        got = resumed.networks[key].state_dict()
-        assert ref.keys() == got.keys()
-        for name in ref:
-            assert torch.equal(ref[name], got[name]), f"{key}.{name} differs"
-    rows = torch.arange(world.num_states)[:, None]
+    rows = torch.arange(resume_world.num_states)[:, None]
     assert torch.equal(reference.robot_probs(rows), resumed.robot_probs(rows))
     assert resumed.stats["phase2/frames"] == reference.stats["phase2/frames"]
     phase2_names = reference.networks["phase2"].state_dict().keys()
@@ -188,7 +138,9 @@ def test_interrupted_run_resumes_to_the_same_parameters(
     assert actor == (variant == "actor_critic")
 
 
-def test_resume_refuses_other_parameters(tmp_path) -> None:
+def test_resume_refuses_other_parameters(
+    tmp_path, learned_params: Callable[..., Parameters]
+) -> None:
     world = random_layered_world(8, num_actions=2, num_goals=2, num_layers=3, seed=1)
     knobs = {
         "num_frames": 20,
@@ -196,9 +148,14 @@ def test_resume_refuses_other_parameters(tmp_path) -> None:
         "batch_size": 8,
         "buffer_size": 32,
     }
-    train(world, _params(knobs, knobs), progress=False, run_dir=tmp_path)
+    train(world, learned_params(knobs, knobs), progress=False, run_dir=tmp_path)
     with pytest.raises(ValueError, match="other parameters"):
-        train(world, _params(knobs, knobs, seed=9), progress=False, run_dir=tmp_path)
+        train(
+            world,
+            learned_params(knobs, knobs, seed=9),
+            progress=False,
+            run_dir=tmp_path,
+        )
 
 
 def test_bad_knobs_are_rejected_with_the_field_name() -> None:
@@ -375,10 +332,12 @@ def test_rows_solver_matches_exact_on_transport_small() -> None:
 
 
 @pytest.mark.slow
-def test_potential_based_shaping_keeps_the_phase1_fixed_point() -> None:
-    world = _small_world()
+def test_potential_based_shaping_keeps_the_phase1_fixed_point(
+    small_world: Any, learned_params: Callable[..., Parameters]
+) -> None:
+    world = small_world
     tiny = {"num_frames": 20, "frames_per_batch": 20, "batch_size": 8}
-    params = _params({**ACCURATE, "shaping_scale": 1.0}, tiny, seed=2)
+    params = learned_params({**ACCURATE, "shaping_scale": 1.0}, tiny, seed=2)
     exact = solve(world, params.theory)
     errors = compare(train(world, params, progress=False).tabulate(), exact)
     assert errors["v_m"] <= 0.01 and errors["pi_h"] <= 0.01
