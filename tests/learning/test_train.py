@@ -63,9 +63,10 @@ def test_learned_solution_matches_exact_on_a_small_world(
     assert errors["v_r_rel"] <= 0.02
     assert errors["pi_h"] <= 0.01 and errors["v_m"] <= 0.01
     alive = ~exact.world.terminal
+    # float32 tables: their sums are 1 to float32 rounding
+    joint = tables.joint_policy()
     torch.testing.assert_close(
-        tables.joint_policy().sum(-1)[alive].double(),
-        torch.ones(int(alive.sum()), dtype=torch.float64),
+        joint.sum(-1)[alive], torch.ones(int(alive.sum()), dtype=joint.dtype)
     )
     # the protocol answers on rows what the tables hold
     rows = exact.world.state_table
