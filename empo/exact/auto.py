@@ -52,9 +52,8 @@ from empo.worlds.budget import (
 )
 from empo.worlds.compiled import CompiledWorld
 from empo.worlds.compiler import compile_layers, compile_world
-from empo.worlds.layers import StateLayers, enumerate_layers, is_layered, world_size
+from empo.worlds.layers import StateLayers, enumerate_kept, is_layered, world_size
 from empo.worlds.registry import compile_any
-from empo.worlds.transition_cache import TransitionCache
 
 log = logging.getLogger(__name__)
 
@@ -115,21 +114,13 @@ def plan_exact(
     budget = exact_budget(params)
     outputs = layered_outputs(params.output)
     stored = [n for n in outputs if n not in ("v_m", "v_e", "v_r")]
-    cache = TransitionCache()
-    try:
-        layers = enumerate_layers(
-            world,
-            budget=budget,
-            device=device,
-            chunk_bytes=CHUNK_BYTES,
-            stored=floats_per_state(stored, layer_sizes(world)),
-            cache=cache,
-        )
-    except BaseException:
-        cache.close()
-        raise
-    if layers.transitions is None:
-        cache.close()
+    layers = enumerate_kept(
+        world,
+        budget=budget,
+        device=device,
+        chunk_bytes=CHUNK_BYTES,
+        stored=floats_per_state(stored, layer_sizes(world)),
+    )
     item = torch.empty(
         (), dtype=getattr(torch, params.exact.dtype.value)
     ).element_size()

@@ -59,7 +59,7 @@ from empo.worlds.compiled import CompiledWorld
 from empo.worlds.layers import (
     PAIRS_PER_BATCH,
     StateLayers,
-    enumerate_layers,
+    enumerate_kept,
     expand,
     per_agent_actions,
     successor_keys,
@@ -570,20 +570,9 @@ def solve_layered(
     names = check_outputs(outputs)
     device = torch.device(device) if device is not None else torch.device("cpu")
     if layers is None:
-        kept = TransitionCache()
-        try:
-            layers = enumerate_layers(
-                world,
-                budget=budget,
-                device=device,
-                chunk_bytes=chunk_bytes,
-                cache=kept,
-            )
-        except BaseException:
-            kept.close()
-            raise
-        if layers.transitions is None:
-            kept.close()
+        layers = enumerate_kept(
+            world, budget=budget, device=device, chunk_bytes=chunk_bytes
+        )
     cache, layers.transitions = layers.transitions, None
     try:
         return _backward(

@@ -893,3 +893,19 @@ def enumerate_layers(
     layers.initial_position = int(layers.locate(layer, first, initial[:1])[0])
     layers.seconds = time.perf_counter() - started
     return layers
+
+
+def enumerate_kept(model: Any, **options: Any) -> StateLayers:
+    """:func:`enumerate_layers` (with ``options``) keeping the transitions in a
+    temporary :class:`~empo.worlds.transition_cache.TransitionCache`, the result's
+    ``transitions`` (``None`` for hashed keys); its files are deleted if the
+    enumeration fails."""
+    cache = TransitionCache()
+    try:
+        layers = enumerate_layers(model, cache=cache, **options)
+    except BaseException:
+        cache.close()
+        raise
+    if layers.transitions is None:
+        cache.close()
+    return layers

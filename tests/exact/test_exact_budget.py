@@ -16,7 +16,7 @@ from empo.exact.layered import solve_layered
 from empo.parameters.theory import TheoryParameters
 from empo.theory import power_bits
 from empo.worlds.budget import BudgetExceededError
-from empo.worlds.layers import enumerate_layers
+from empo.worlds.layers import enumerate_kept, enumerate_layers
 from empo.worlds.multigrid.world import MultiGridWorld
 from empo.worlds.registry import build_world
 
@@ -103,7 +103,7 @@ def test_runs_call_the_world_model_only_while_enumerating(
     calls["after"] = []
     monkeypatch.setattr(MultiGridWorld, "transitions", counted)
     enumerate_layers(world)
-    monkeypatch.setattr(auto, "enumerate_layers", during("enumerate", enumerate_layers))
+    monkeypatch.setattr(auto, "enumerate_kept", during("enumerate", enumerate_kept))
     monkeypatch.setattr(auto, "solve_layered", during("solve", auto.solve_layered))
     monkeypatch.setattr(auto, "compile_layers", during("solve", auto.compile_layers))
     memory_gib = 0.15 if method == "layered" else 4.0
