@@ -19,8 +19,9 @@ current one (and no state of either is terminal), the current layer's recurring
 states contribute exactly the previous layer's successors shifted by one layer
 difference, and their bases' kept transitions are copies of the previous layer's,
 shifted alike: only the new configurations are expanded and sent to the world model.
-A layer that does not qualify is expanded in full. Memory: about 32 bytes per state
-of the largest layer.
+A layer that does not qualify is expanded in full. Memory: a few tens of bytes per
+state of the two largest adjacent layers (configurations, offsets into the files,
+distinct successors).
 """
 
 from __future__ import annotations
