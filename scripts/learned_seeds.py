@@ -27,7 +27,12 @@ Run the seeds one at a time (the machine is shared)::
     python scripts/learned_seeds.py --world corridor --seeds 1 2 3
 
 ``--set KEY=VALUE`` overrides a parameter (e.g. ``phase1.layer_updates=800``);
-``--progress`` prints one line per fitted layer on stderr.
+``--progress`` prints one line per fitted layer on stderr; ``--layers`` adds, per
+layer (steps before the horizon), over the non-terminal states the exact robot visits
+with probability at least 1e-3: the visit-weighted and largest ``π_r`` TV, the
+largest error of the action-dependent part of ``log(−Q_r)`` (each state's errors
+minus their mean over the allowed actions), and the largest ``V^e`` error and
+``π_h`` TV (where the errors that eq. (5) amplifies sit).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import yaml
 from bench_learning import first_deviation, key_door_success
 from empo import Parameters
 from empo.analysis import compare, policy_report
+from empo.analysis.policy_evaluation import compare_robots, visited_states
 from empo.exact import solve
 from empo.learning import train
 from empo.learning.evaluate import greedy_rollout
@@ -57,12 +63,53 @@ def layer_log(metrics: dict[str, float], step: int) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] step {step}: {text}", file=sys.stderr)
 
 
+def layer_errors(tables: Any, exact: Any, solution: Any) -> list[dict[str, Any]]:
+    """Per-layer errors over the states the exact robot visits (``--layers``)."""
+    course = compare_robots(exact, solution).exact
+    world = exact.world
+    weight = course.distribution.sum(0).cpu().double()
+    visited = torch.zeros(world.num_states, dtype=torch.bool)
+    visited[visited_states([course])] = True
+    visited &= ~world.terminal.cpu()
+    height = world.height.cpu()
+    learned2, exact2 = tables.phase2, exact.phase2
+    pi_e = exact2["pi_r"].double().cpu()
+    tv = 0.5 * (learned2["pi_r"].double() - pi_e).abs().sum(-1)
+    allowed = pi_e > 0
+    log_l = torch.log(-learned2["q_r"].double().clamp_max(-1e-300))
+    log_e = torch.log(-exact2["q_r"].double().cpu().clamp_max(-1e-300))
+    error = torch.where(allowed, log_l - log_e, 0.0)
+    mean = error.sum(-1) / allowed.sum(-1).clamp_min(1)
+    advantage = torch.where(allowed, error - mean[:, None], 0.0).abs().amax(-1)
+    goals = (world.goal_weights > 0).cpu()
+    v_e = (learned2["v_e"].double() - exact2["v_e"].double().cpu()).abs() * goals
+    pi_h = tables.phase1["pi_h"].double() - exact.phase1["pi_h"].double().cpu()
+    pi_h = 0.5 * pi_h.abs().sum(-1) * goals
+    rows = []
+    for h in sorted(set(height[visited].tolist()), reverse=True):
+        at = visited & (height == h)
+        w = weight[at] / weight[at].sum()
+        rows.append(
+            {
+                "height": h,
+                "states": int(at.sum()),
+                "pi_r_tv": float((w * tv[at]).sum()),
+                "pi_r_tv_max": float(tv[at].max()),
+                "log_q_r_advantage_max": float(advantage[at].max()),
+                "v_e_max": float(v_e[at].flatten(1).amax(-1).max()),
+                "pi_h_max": float(pi_h[at].flatten(1).amax(-1).max()),
+            }
+        )
+    return rows
+
+
 def seed_row(
     world: Any,
     compiled: Any,
     exact: Any,
     params: Parameters,
     progress: bool,
+    layers: bool = False,
 ) -> dict[str, Any]:
     """Train one seed and measure it (module docstring)."""
     start, cpu = time.perf_counter(), time.process_time()
@@ -107,6 +154,8 @@ def seed_row(
             "load_average": os.getloadavg()[0],
         }
     )
+    if layers:
+        row["layers"] = layer_errors(tables, exact, solution)
     return row
 
 
@@ -118,6 +167,7 @@ def main() -> None:
     parser.add_argument("--beta-r", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--layers", action="store_true", help="per-layer errors")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override"
     )
@@ -135,7 +185,7 @@ def main() -> None:
     exact = solve(compiled, base.theory)
     for seed in args.seeds:
         params = base.with_overrides({"seed": seed})
-        row = seed_row(world, compiled, exact, params, args.progress)
+        row = seed_row(world, compiled, exact, params, args.progress, args.layers)
         print(json.dumps(row), flush=True)
 
 
