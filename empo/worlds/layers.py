@@ -821,72 +821,78 @@ def enumerate_layers(
     invariant = reuse and codec.exact and bool(getattr(model, "layer_invariant", False))
     previous: LayerRepeats | None = None
     here: LayerRepeats | None = None
-    while pending:
-        value = min(pending)
-        keys, rows = pending.pop(value).compact()
-        index = len(layers.keys)
-        layers.values.append(value)
-        layers.keys.append(keys)
-        layers.first_reader.append(reader.pop(value, index))
-        if rows is None:
-            rows = codec.rows(keys)
-        else:
-            layers.rows_by_layer.append(rows)
-        total += len(keys)
-        largest = max(largest, len(keys))
-        check(total, len(keys), f"layer {value}")
-        here = None
-        if invariant and not bool(model.is_terminal(rows).any()):
-            here = LayerRepeats(codec, column, value, keys)
-        hit = None
-        if here is not None and previous is not None:
-            hit = previous.match(keys, value)
-        size = states_per_batch
-        if hit is not None:
-            for target, part in previous.successors(value).items():
-                add(target, part, None, index)
-            fresh = len(keys) - len(previous.configurations)
-            size *= max(1, min(8, len(keys) // max(fresh, 1)))
-        repeated = 0
-        for low in range(0, len(keys), size):
-            batch = rows[low : low + size]
-            chosen = None if hit is None else hit[low : low + size]
-            if chosen is not None:
-                batch = batch[~chosen]
-            kept = expand_batch(batch, value, index) if len(batch) else None
-            if layers.transitions is None:
-                continue
-            if kept is None:
-                block = Block.empty(len(batch), rows.device)
+    # inference tensors skip autograd bookkeeping (a tenth of the time); the kept
+    # keys and rows are cloned into ordinary tensors afterwards
+    with torch.inference_mode():
+        while pending:
+            value = min(pending)
+            keys, rows = pending.pop(value).compact()
+            index = len(layers.keys)
+            layers.values.append(value)
+            layers.keys.append(keys)
+            layers.first_reader.append(reader.pop(value, index))
+            if rows is None:
+                rows = codec.rows(keys)
             else:
-                block = fresh_block(len(batch), *kept)
-            if chosen is not None:
-                last = repeated + int(chosen.sum())
-                old = previous.block(
-                    layers.transitions, index - 1, repeated, last, value
+                layers.rows_by_layer.append(rows)
+            total += len(keys)
+            largest = max(largest, len(keys))
+            check(total, len(keys), f"layer {value}")
+            here = None
+            if invariant and not bool(model.is_terminal(rows).any()):
+                here = LayerRepeats(codec, column, value, keys)
+            hit = None
+            if here is not None and previous is not None:
+                hit = previous.match(keys, value)
+            size = states_per_batch
+            if hit is not None:
+                for target, part in previous.successors(value).items():
+                    add(target, part, None, index)
+                fresh = len(keys) - len(previous.configurations)
+                size *= max(1, min(8, len(keys) // max(fresh, 1)))
+            repeated = 0
+            for low in range(0, len(keys), size):
+                batch = rows[low : low + size]
+                chosen = None if hit is None else hit[low : low + size]
+                if chosen is not None:
+                    batch = batch[~chosen]
+                kept = expand_batch(batch, value, index) if len(batch) else None
+                if layers.transitions is None:
+                    continue
+                if kept is None:
+                    block = Block.empty(len(batch), rows.device)
+                else:
+                    block = fresh_block(len(batch), *kept)
+                if chosen is not None:
+                    last = repeated + int(chosen.sum())
+                    old = previous.block(
+                        layers.transitions, index - 1, repeated, last, value
+                    )
+                    block, repeated = interleave(chosen, old, block), last
+                layers.transitions.append_flat(
+                    index, block.counts, block.keys, block.probabilities
                 )
-                block, repeated = interleave(chosen, old, block), last
-            layers.transitions.append_flat(
-                index, block.counts, block.keys, block.probabilities
-            )
+                if here is not None:
+                    here.record(block)
             if here is not None:
-                here.record(block)
-        if here is not None:
-            here.found = {t: entry.compact()[0] for t, entry in here.found.items()}
-            here.close()
-        previous = here
-        seconds = time.perf_counter() - started
-        if on_layer is not None:
-            on_layer(value, len(keys), total, seconds)
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "enumerated layer %d: %d states, %d in all, %.1f s, RSS %.2f GiB",
-                value,
-                len(keys),
-                total,
-                seconds,
-                rss_gib(),
-            )
+                here.found = {t: entry.compact()[0] for t, entry in here.found.items()}
+                here.close()
+            previous = here
+            seconds = time.perf_counter() - started
+            if on_layer is not None:
+                on_layer(value, len(keys), total, seconds)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "enumerated layer %d: %d states, %d in all, %.1f s, RSS %.2f GiB",
+                    value,
+                    len(keys),
+                    total,
+                    seconds,
+                    rss_gib(),
+                )
+    layers.keys = [keys.clone() for keys in layers.keys]
+    if layers.rows_by_layer is not None:
+        layers.rows_by_layer = [rows.clone() for rows in layers.rows_by_layer]
     first = codec.keys(initial[:1])
     layer = layers.values.index(int(initial[0, column]))
     layers.initial_layer = layer
