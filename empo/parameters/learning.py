@@ -80,10 +80,13 @@ class Schedule(str, Enum):
     for any world. ``"layered"``: fitted backward induction for worlds with layers
     (a time step in the state, or any acyclic compiled world): one sub-network per
     layer, fitted last layer first on fixed targets from the finished later layers
-    (:mod:`empo.learning.layered`). ``"auto"``: ``"layered"`` where the world is
-    enumerated with the time step in its states (MultiGrid and transport worlds with
-    a horizon) and both phases use networks, ``"online"`` otherwise (cyclic worlds,
-    other acyclic worlds, worlds reached by rows, lookup tables).
+    (:mod:`empo.learning.layered`). ``"auto"``: ``"layered"`` where the world has
+    the time step in its states (MultiGrid and transport worlds with a horizon),
+    enumerated or reached by rows, both phases use networks and the layer targets can
+    average over every action profile (at most :data:`SAMPLED_JOINT_THRESHOLD` joint
+    actions of humans and robots where the world is reached by rows); ``"online"``
+    otherwise (cyclic worlds, other acyclic worlds, lookup tables, worlds reached by
+    rows with more joint actions).
     """
 
     AUTO = "auto"

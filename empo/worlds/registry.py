@@ -30,6 +30,7 @@ class WorldName(str, Enum):
     PAUSE_DESTROY = "pause_destroy"
     KEY_DOOR = "key_door"
     KEY_DOOR_2H = "key_door_2h"
+    KEY_DOOR_HALL = "key_door_hall"
     OFF_SWITCH = "off_switch"
     PAUSE_SWITCH = "pause_switch"
     CORRIDOR = "corridor"
@@ -50,6 +51,7 @@ _BUILDERS: dict[WorldName, str] = {
     WorldName.PAUSE_DESTROY: "empo.worlds.paradigms:pause_destroy",
     WorldName.KEY_DOOR: "empo.worlds.multigrid.builtin:key_door",
     WorldName.KEY_DOOR_2H: "empo.worlds.multigrid.builtin:key_door_2h",
+    WorldName.KEY_DOOR_HALL: "empo.worlds.multigrid.builtin:key_door_hall",
     WorldName.OFF_SWITCH: "empo.worlds.multigrid.builtin:off_switch",
     WorldName.PAUSE_SWITCH: "empo.worlds.multigrid.builtin:pause_switch",
     WorldName.CORRIDOR: "empo.worlds.multigrid.builtin:corridor",

@@ -12,7 +12,7 @@ from empo import Parameters
 from empo.analysis import compare
 from empo.exact import solve
 from empo.learning import train
-from empo.learning.layered import uses_layers
+from empo.learning.layered import profiles_enumerable, uses_layers
 from empo.learning.layered_states import LayerSampler
 from empo.learning.trainer import make_data
 from empo.parameters.validation import ParameterError
@@ -63,10 +63,15 @@ def test_auto_schedule_is_layered_on_timed_worlds_with_networks_only(
     assert acyclic.num_layers == 5 and not acyclic.timed
     assert not uses_layers(acyclic, Parameters())
     assert uses_layers(acyclic, Parameters(phase1={"schedule": "layered"}))
+    # worlds reached by rows: layered where every action profile fits the targets
     rows = make_data(
         build_world("corridor"), Parameters(phase1={"world_access": "sampled"}), "cpu"
     )
-    assert rows.timed and not uses_layers(rows, Parameters())
+    assert rows.timed and not rows.enumerated and uses_layers(rows, Parameters())
+    many = make_data(build_world("transport_large"), Parameters(), "cpu")
+    assert many.timed and not profiles_enumerable(many)
+    assert not uses_layers(many, Parameters())
+    assert uses_layers(many, Parameters(phase1={"schedule": "layered"}))
     cyclic = random_layered_world(12, num_layers=3, cyclic=True, seed=2)
     cyclic_data = make_data(cyclic, Parameters(), "cpu")
     assert cyclic_data.num_layers is None

@@ -4,7 +4,8 @@ Each builder takes keyword options that override entries of the world's YAML fil
 (``max_steps``, ``possible_goals``, ``stumble_probability``, ``orientations``,
 ``can_push_rocks``, ``action_class``) plus ``device``, and returns a
 :class:`~empo.worlds.multigrid.world.MultiGridWorld`. The maps live in
-``empo/worlds/multigrid/worlds/*.yaml``; all are small enough to solve exactly.
+``empo/worlds/multigrid/worlds/*.yaml``; all but ``key_door_hall`` are small enough
+to solve exactly.
 
 * ``key_door``: the paper's key-and-door world (THEORY.md, "Key and door"): a human
   shut in a two-cell room behind a locked door, the only key reachable by the robot
@@ -14,6 +15,10 @@ Each builder takes keyword options that override entries of the world's YAML fil
 * ``key_door_2h``: key and door with two humans and a robot (3 agents, 7 actions each,
   343 joint actions), sized by ``size`` and ``max_steps`` (:func:`key_door_2h`): the
   benchmark world of the layered exact solver (``docs/exact.md``).
+* ``key_door_hall``: the same with the robot and the key next to the door
+  (:func:`key_door_hall`); over 10^8 states at its default horizon of 32 steps, the
+  learned solver's world past enumeration (``docs/learned.md``). Not solvable exactly
+  under its defaults (only at short horizons).
 * ``off_switch`` and ``pause_switch``: the off-switch question on the key-and-door
   world (``docs/multigrid.md``): the human can also switch the robot off for good
   with a kill button, or pause and unpause it with a pause switch, and the robot
@@ -54,14 +59,19 @@ def key_door(**options: Any) -> MultiGridWorld:
     return _builtin("key_door", options)
 
 
-def key_door_2h_map(size: int = 3) -> str:
+def key_door_2h_map(size: int = 3, near: bool = False) -> str:
     """The map of :func:`key_door_2h`: a 2×2 room with two humans behind a locked
-    door, and a hall of 3 rows and ``size`` columns with the robot and the key."""
+    door, and a hall of 3 rows and ``size`` columns with the robot and the key (the
+    key at the hall's far end, the robot in its bottom-left corner; with ``near``,
+    the map of :func:`key_door_hall`: the robot in front of the door, the key just
+    north of it)."""
     if size < 2:
         raise ValueError(f"key_door_2h: size must be at least 2, got {size}")
     hall = [[".."] * size for _ in range(3)]
-    hall[1][-1] = "Kr"
-    hall[2][0] = "Ae"
+    if near:
+        hall[0][0], hall[1][0] = "Kr", "Ae"
+    else:
+        hall[1][-1], hall[2][0] = "Kr", "Ae"
     rows = [
         ["We", "Ay", "..", "We", *hall[0]],
         ["We", "..", "Ay", "Lr", *hall[1]],
@@ -69,6 +79,18 @@ def key_door_2h_map(size: int = 3) -> str:
     ]
     wall = ["We"] * (len(rows[0]) + 1)
     return "\n".join(" ".join(row) for row in [wall, *[r + ["We"] for r in rows], wall])
+
+
+def _hall_goals(size: int) -> list[list[list[int]]]:
+    """The goals of both humans in :func:`key_door_2h` and :func:`key_door_hall`:
+    the room, the doorway, and the hall's left and right halves."""
+    split = 4 + size // 2
+    return [
+        [[1, 1], [2, 2]],
+        [[3, 2], [3, 2]],
+        [[4, 1], [split - 1, 3]],
+        [[split, 1], [3 + size, 3]],
+    ]
 
 
 def key_door_2h(size: int = 3, max_steps: int = 10, **options: Any) -> MultiGridWorld:
@@ -88,22 +110,45 @@ def key_door_2h(size: int = 3, max_steps: int = 10, **options: Any) -> MultiGrid
     **options
         Further overrides (``possible_goals``, ``stumble_probability``, ...).
     """
-    split = 4 + size // 2
-    goals = [
-        [[1, 1], [2, 2]],
-        [[3, 2], [3, 2]],
-        [[4, 1], [split - 1, 3]],
-        [[split, 1], [3 + size, 3]],
-    ]
     config = {
         "map": key_door_2h_map(size),
         "max_steps": max_steps,
         "orientations": ["s", "w", "n"],
         "action_class": "ObjectActions",
-        "possible_goals": goals,
+        "possible_goals": _hall_goals(size),
         **options,
     }
     return _build(config, "key_door_2h", {"name": "key_door_2h", **options})
+
+
+def key_door_hall(size: int = 5, max_steps: int = 32, **options: Any) -> MultiGridWorld:
+    """Key and door with two humans, past enumeration: the map of
+    :func:`key_door_2h` with the robot (facing north) in front of the locked door,
+    the key just north of it and the lower human (facing east) next to the door, so
+    the robot can free the humans within 3 steps (pick up, turn left, unlock) and the
+    same map is worth solving at a horizon short enough to enumerate (6 steps: 58,913
+    states). The default horizon of 32 steps has more than 10^8 states: layers never
+    shrink (every agent may stay still), and layer 13 alone has 4,824,961, so the 33
+    layers hold at least 101,614,719 (``docs/learned.md``, "Past enumeration").
+
+    Parameters
+    ----------
+    size
+        Columns of the hall (at least 2).
+    max_steps
+        The horizon.
+    **options
+        Further overrides (``possible_goals``, ``stumble_probability``, ...).
+    """
+    config = {
+        "map": key_door_2h_map(size, near=True),
+        "max_steps": max_steps,
+        "orientations": ["s", "e", "n"],
+        "action_class": "ObjectActions",
+        "possible_goals": _hall_goals(size),
+        **options,
+    }
+    return _build(config, "key_door_hall", {"name": "key_door_hall", **options})
 
 
 def off_switch(**options: Any) -> MultiGridWorld:
