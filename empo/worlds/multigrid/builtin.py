@@ -81,16 +81,28 @@ def key_door_2h_map(size: int = 3, near: bool = False) -> str:
     return "\n".join(" ".join(row) for row in [wall, *[r + ["We"] for r in rows], wall])
 
 
-def _hall_goals(size: int) -> list[list[list[int]]]:
-    """The goals of both humans in :func:`key_door_2h` and :func:`key_door_hall`:
-    the room, the doorway, and the hall's left and right halves."""
+def _two_human_world(
+    name: str, size: int, max_steps: int, near: bool, options: dict[str, Any]
+) -> MultiGridWorld:
+    """:func:`key_door_2h` (``near`` false) or :func:`key_door_hall` (``near``): the
+    map of :func:`key_door_2h_map`, the 7 object actions, and the same goals for both
+    humans: the room, the doorway, and the hall's left and right halves."""
     split = 4 + size // 2
-    return [
+    goals = [
         [[1, 1], [2, 2]],
         [[3, 2], [3, 2]],
         [[4, 1], [split - 1, 3]],
         [[split, 1], [3 + size, 3]],
     ]
+    config = {
+        "map": key_door_2h_map(size, near=near),
+        "max_steps": max_steps,
+        "orientations": ["s", "e" if near else "w", "n"],
+        "action_class": "ObjectActions",
+        "possible_goals": goals,
+        **options,
+    }
+    return _build(config, name, {"name": name, **options})
 
 
 def key_door_2h(size: int = 3, max_steps: int = 10, **options: Any) -> MultiGridWorld:
@@ -110,15 +122,7 @@ def key_door_2h(size: int = 3, max_steps: int = 10, **options: Any) -> MultiGrid
     **options
         Further overrides (``possible_goals``, ``stumble_probability``, ...).
     """
-    config = {
-        "map": key_door_2h_map(size),
-        "max_steps": max_steps,
-        "orientations": ["s", "w", "n"],
-        "action_class": "ObjectActions",
-        "possible_goals": _hall_goals(size),
-        **options,
-    }
-    return _build(config, "key_door_2h", {"name": "key_door_2h", **options})
+    return _two_human_world("key_door_2h", size, max_steps, False, options)
 
 
 def key_door_hall(size: int = 5, max_steps: int = 32, **options: Any) -> MultiGridWorld:
@@ -140,15 +144,7 @@ def key_door_hall(size: int = 5, max_steps: int = 32, **options: Any) -> MultiGr
     **options
         Further overrides (``possible_goals``, ``stumble_probability``, ...).
     """
-    config = {
-        "map": key_door_2h_map(size, near=True),
-        "max_steps": max_steps,
-        "orientations": ["s", "e", "n"],
-        "action_class": "ObjectActions",
-        "possible_goals": _hall_goals(size),
-        **options,
-    }
-    return _build(config, "key_door_hall", {"name": "key_door_hall", **options})
+    return _two_human_world("key_door_hall", size, max_steps, True, options)
 
 
 def off_switch(**options: Any) -> MultiGridWorld:
