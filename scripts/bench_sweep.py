@@ -1,7 +1,8 @@
 """Wall time of one sweep on each sweep backend, as a user starts it from the shell.
 
-For each world of ``--worlds`` (default ``corridor``, runs well under a second, and
-``two_humans_door``, runs of a few seconds), writes a sweep of ``--runs`` exact runs
+For each world of ``--worlds`` (default ``corridor``, runs under a second,
+``two_humans_door``, runs of about a second, and ``key_door``, runs of about five
+seconds on an idle core), writes a sweep of ``--runs`` exact runs
 (``theory.beta_r`` and ``seed`` vary) and times, ``--repeats`` times in rotation,
 the whole command
 
@@ -11,13 +12,13 @@ for every backend B (sequential, multiprocess with W reusable worker processes, 
 started locally with W CPUs), each into a fresh temporary directory: start-up,
 imports, Ray's start and shutdown are all included. With ``--ray-address`` the Ray
 sweeps connect to a Ray instance that is already running (e.g. ``ray start --head
---num-cpus 2``) instead, as a user does who keeps one running on a workstation. Prints, per world, the median
-duration of one run (as the sequential sweeps recorded it), each backend's median,
-min and max wall time and the median of its per-round ratio to sequential, and the
-load average before and after::
+--num-cpus 2``) instead, as a user does who keeps one running on a workstation.
+Prints, per world, the median duration of one run (as the sequential sweeps recorded
+it), each backend's median, min and max wall time and the median of its per-round
+ratio to sequential, and the load average before and after::
 
-    python scripts/bench_sweep.py [--worlds corridor two_humans_door] [--runs 16]
-                                  [--workers 2] [--repeats 3]
+    python scripts/bench_sweep.py [--worlds corridor two_humans_door key_door]
+                                  [--runs 16] [--workers 2] [--repeats 3]
                                   [--backends sequential multiprocess ray]
                                   [--ray-address auto]
 """
@@ -122,7 +123,9 @@ def _load() -> float:
 def main() -> None:
     """Parse arguments, time each backend in rotation, print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--worlds", nargs="+", default=["corridor", "two_humans_door"])
+    parser.add_argument(
+        "--worlds", nargs="+", default=["corridor", "two_humans_door", "key_door"]
+    )
     parser.add_argument("--runs", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
