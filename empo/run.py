@@ -269,7 +269,7 @@ def _solve(
         )
 
         start = time.perf_counter()
-        plan = plan_exact(world, params, device)
+        plan = plan_exact(world, params, device, scratch=run_dir)
         if plan.layered and params.solver is SolverKind.BOTH:
             discard_plan(plan)
             raise ValueError(

@@ -88,9 +88,24 @@ class ExactPlan:
 
 
 def plan_exact(
-    world: Any, params: Parameters, device: torch.device | str | None = None
+    world: Any,
+    params: Parameters,
+    device: torch.device | str | None = None,
+    scratch: str | Path | None = None,
 ) -> ExactPlan:
     """Choose the exact solver of a run (see the module docstring).
+
+    Parameters
+    ----------
+    world
+        The world model.
+    params
+        The run's parameters (``exact``, ``output``).
+    device
+        Where the enumeration runs.
+    scratch
+        Where the enumeration keeps its transitions until the solver has read them
+        (the run's directory; ``None``: the system's temporary directory).
 
     Raises
     ------
@@ -116,6 +131,7 @@ def plan_exact(
     stored = [n for n in outputs if n not in ("v_m", "v_e", "v_r")]
     layers = enumerate_kept(
         world,
+        scratch=scratch,
         budget=budget,
         device=device,
         chunk_bytes=CHUNK_BYTES,

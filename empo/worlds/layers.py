@@ -22,6 +22,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -901,12 +902,15 @@ def enumerate_layers(
     return layers
 
 
-def enumerate_kept(model: Any, **options: Any) -> StateLayers:
+def enumerate_kept(
+    model: Any, scratch: str | Path | None = None, **options: Any
+) -> StateLayers:
     """:func:`enumerate_layers` (with ``options``) keeping the transitions in a
-    temporary :class:`~empo.worlds.transition_cache.TransitionCache`, the result's
+    temporary :class:`~empo.worlds.transition_cache.TransitionCache` under
+    ``scratch`` (``None``: the system's temporary directory), the result's
     ``transitions`` (``None`` for hashed keys); its files are deleted if the
     enumeration fails."""
-    cache = TransitionCache()
+    cache = TransitionCache(scratch=scratch)
     try:
         layers = enumerate_layers(model, cache=cache, **options)
     except BaseException:

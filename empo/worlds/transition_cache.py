@@ -40,12 +40,18 @@ class TransitionCache:
     directory
         Where the files go (created); ``None`` makes a temporary directory that
         :meth:`close` removes.
+    scratch
+        Where that temporary directory goes (``None``: the system's, ``TMPDIR``);
+        e.g. a run's directory, so that gigabytes of successors land on its disk
+        and not in a memory-backed ``/tmp``.
     """
 
-    def __init__(self, directory: str | Path | None = None) -> None:
+    def __init__(
+        self, directory: str | Path | None = None, scratch: str | Path | None = None
+    ) -> None:
         self._owned = directory is None
         if directory is None:
-            directory = tempfile.mkdtemp(prefix="empo-transitions-")
+            directory = tempfile.mkdtemp(prefix="empo-transitions-", dir=scratch)
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.bases: dict[int, int] = {}

@@ -15,6 +15,7 @@ from empo.exact import auto
 from empo.exact.layered import solve_layered
 from empo.parameters.theory import TheoryParameters
 from empo.theory import power_bits
+from empo.worlds import transition_cache
 from empo.worlds.budget import BudgetExceededError
 from empo.worlds.layers import enumerate_kept, enumerate_layers
 from empo.worlds.multigrid.world import MultiGridWorld
@@ -106,6 +107,15 @@ def test_runs_call_the_world_model_only_while_enumerating(
     monkeypatch.setattr(auto, "enumerate_kept", during("enumerate", enumerate_kept))
     monkeypatch.setattr(auto, "solve_layered", during("solve", auto.solve_layered))
     monkeypatch.setattr(auto, "compile_layers", during("solve", auto.compile_layers))
+    scratches: list[Path] = []
+    make_directory = transition_cache.tempfile.mkdtemp
+
+    def recorded(*args: Any, **kwargs: Any) -> str:
+        directory = make_directory(*args, **kwargs)
+        scratches.append(Path(directory))
+        return directory
+
+    monkeypatch.setattr(transition_cache.tempfile, "mkdtemp", recorded)
     memory_gib = 0.15 if method == "layered" else 4.0
     result = run_experiment(
         {
@@ -119,6 +129,9 @@ def test_runs_call_the_world_model_only_while_enumerating(
     )
     assert calls["enumerate"] == calls["alone"] and len(calls["alone"]) >= 5
     assert calls["solve"] == []
+    # the kept transitions lived in the run's directory, and are gone
+    assert scratches and {d.parent for d in scratches} == {result.run_dir}
+    assert not any(d.exists() for d in scratches)
     assert result.metrics.get("exact/method", "in_memory") == method
     got = [result.metrics[k] for k in ("v_r_s0", "w_h/human0/s0", "w_h/human1/s0")]
     assert got == pytest.approx(expected, abs=1e-9)
