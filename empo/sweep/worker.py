@@ -94,7 +94,7 @@ def worker_modules(tasks: Sequence[RunTask]) -> tuple[str, ...]:
     tasks
         The runs of the sweep.
     """
-    draws = any(task.params.get("output", {}).get("plots", True) for task in tasks)
+    draws = any(task.params["output"]["plots"] for task in tasks)
     drawable = importlib.util.find_spec("matplotlib") is not None
     return WORKER_MODULES + (DRAWING_MODULES if draws and drawable else ())
 
