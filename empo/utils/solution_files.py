@@ -41,10 +41,9 @@ def solution_keys(output: OutputParameters) -> tuple[str, ...]:
     output
         The run's output parameters.
     """
-    named = {"default": DEFAULT_KEYS, "all": ALL_KEYS}
-    if len(output.quantities) == 1 and output.quantities[0] in named:
-        return named[output.quantities[0]]
-    return tuple(k for k in QUANTITIES if k in output.quantities)
+    return _named_or_listed(
+        output, {"default": DEFAULT_KEYS, "all": ALL_KEYS}, QUANTITIES
+    )
 
 
 def layered_outputs(output: OutputParameters) -> tuple[str, ...]:
@@ -56,10 +55,21 @@ def layered_outputs(output: OutputParameters) -> tuple[str, ...]:
     output
         The run's output parameters.
     """
-    named = {"default": LAYERED_DEFAULT, "all": QUANTITIES}
+    return _named_or_listed(
+        output, {"default": LAYERED_DEFAULT, "all": QUANTITIES}, output.quantities
+    )
+
+
+def _named_or_listed(
+    output: OutputParameters,
+    named: dict[str, tuple[str, ...]],
+    order: Sequence[str],
+) -> tuple[str, ...]:
+    """The quantities of a named set (``[default]`` or ``[all]``), else those of
+    ``output.quantities`` in the order of ``order``."""
     if len(output.quantities) == 1 and output.quantities[0] in named:
         return named[output.quantities[0]]
-    return tuple(output.quantities)
+    return tuple(k for k in order if k in output.quantities)
 
 
 def solution_dtype(output: OutputParameters) -> torch.dtype:
