@@ -114,7 +114,8 @@ def _effects(
 ) -> tuple[Int64[Tensor, "n agent action"], Int64[Tensor, "n agent action"]]:
     """Canonical actions and key shifts of every action.
 
-    ``model.action_effects(rows)`` gives ``(canonical, column, delta)``: the
+    ``model.action_effects(rows)`` gives ``(canonical, column, delta)``
+    (``column`` broadcastable to the others' ``[n, agent, action]``): the
     successors of an action are those of its canonical action with ``delta`` added
     to ``column``. Without it every action is its own canonical action; with
     hashed keys (which do not shift) so is every shifted action.
@@ -125,21 +126,7 @@ def _effects(
     canonical, column, delta = model.action_effects(rows)
     if not codec.exact:
         return torch.where(delta != 0, every, canonical), torch.zeros_like(every)
-    return canonical, delta * codec.stride.index_select(0, column.flatten()).view_as(
-        column
-    )
-
-
-def _pick(
-    table: Int64[Tensor, "n agent action"],
-    state: Int64[Tensor, " m"],
-    actions: Int64[Tensor, "m agent"],
-) -> Int64[Tensor, "m agent"]:
-    """``table[state[m], agent, actions[m, agent]]`` by one flat gather."""
-    agents, width = table.shape[1], table.shape[2]
-    offsets = torch.arange(agents, device=table.device) * width
-    flat = (state[:, None] * agents * width + offsets) + actions
-    return table.flatten().index_select(0, flat.flatten()).view_as(actions)
+    return canonical, delta * codec.stride[column]
 
 
 def expand(
@@ -193,8 +180,7 @@ def expand(
         raise ValueError("action_effects maps an allowed action to a disallowed one")
     every = torch.arange(mask.shape[2], device=device)
     is_variant = mask & (effect == every)
-    variant_rank = _ranks(is_variant, counts)
-    stuck = ~terminal & (variant_rank.count == 0)
+    stuck = ~terminal & ~mask.any(dim=2).all(dim=1)
     if bool(stuck.any()):
         raise ValueError(
             f"non-terminal state {rows[int(torch.nonzero(stuck)[0])].tolist()} "
@@ -210,21 +196,22 @@ def expand(
         _product([is_variant[:, a, :c] for a, c in enumerate(counts)]).flatten()
     ).flatten()
     variant_state = torch.div(flat, num_joint, rounding_mode="floor")
-    actions = per_agent.index_select(0, flat - variant_state * num_joint)
+    # per (state, joint action): its base's rank within the state and its shift
     of_base = base_rank.place.gather(2, canonical)
-    variant_base = base_rank.offset.index_select(0, variant_state) + _pick(
-        of_base, variant_state, actions
-    ).sum(dim=1)
+    of_base = _sum_product([of_base[:, a, :c] for a, c in enumerate(counts)])
+    joint_shift = _sum_product([shift[:, a, :c] for a, c in enumerate(counts)])
     result = Expansion(
         terminal=terminal,
         mask=mask,
         base_state=base_state,
         base_actions=per_agent.index_select(0, bases - base_state * num_joint),
         variant_state=variant_state,
-        variant_base=variant_base,
-        variant_shift=_pick(shift, variant_state, actions).sum(dim=1),
+        variant_base=base_rank.offset.index_select(0, variant_state)
+        + of_base.flatten().index_select(0, flat),
+        variant_shift=joint_shift.flatten().index_select(0, flat),
     )
     if slots:
+        variant_rank = _ranks(is_variant, counts)
         place = variant_rank.place.gather(2, effect)
         slot = _sum_product([place[:, a, :c] for a, c in enumerate(counts)])
         slot += variant_rank.offset[:, None]
@@ -781,12 +768,15 @@ def enumerate_layers(
             model, batch, expansion, codec, merge=layers.transitions is not None
         )
         kept = (expansion.base_state, found, probabilities)
-        found, probabilities = variant_successors(found, probabilities, expansion)
         positive = probabilities > 0
         if not bool(positive.any()):
             return kept
         layers.max_outcomes = max(layers.max_outcomes, int(positive.sum(dim=1).max()))
         codec.check_rows(base_rows)
+        # the variants' live successors (every base has at least one variant)
+        found = found.index_select(0, expansion.variant_base)
+        found = found.add_(expansion.variant_shift[:, None])
+        positive = positive.index_select(0, expansion.variant_base)
         found = found[positive]
         found_rows = successor_layer = None
         if codec.exact and column == 0:

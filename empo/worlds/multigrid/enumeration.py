@@ -12,20 +12,21 @@ Forced actions (control buttons) replace the agents' choices first.
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float, Int64
+from jaxtyping import Bool, Float, Int64
 from torch import Tensor
 
 from empo.worlds.multigrid import fixtures
 from empo.worlds.multigrid.dynamics import (
     Plan,
     _at,
+    canonical,
     execute,
     occupancy,
     outcome_prob,
     plan,
 )
 from empo.worlds.multigrid.layout import Layout
-from empo.worlds.multigrid.objects import TOGGLEABLE, ActionKind, DoorState, Terrain
+from empo.worlds.multigrid.objects import ActionKind, DoorState, Terrain
 
 CHUNK = 1 << 16
 
@@ -51,6 +52,54 @@ def enumerate_successors(
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
+_KIND_FEATURE = {
+    ActionKind.DONE: 1,
+    ActionKind.PICKUP: 2,
+    ActionKind.DROP: 3,
+    ActionKind.TOGGLE: 4,
+    ActionKind.FORWARD: 5,
+}
+"""Column of :func:`_no_op_features` that makes an action of each kind a no-op
+(column 0: only an idle agent's, for the kinds not listed)."""
+
+
+def _kind_feature(device: torch.device) -> Int64[Tensor, " kind"]:
+    """:data:`_KIND_FEATURE` indexed by action kind."""
+    table = [_KIND_FEATURE.get(kind, 0) for kind in ActionKind]
+    return torch.tensor(table, dtype=torch.int64, device=device)
+
+
+def _no_op_features(lay: Layout, states: Tensor) -> Bool[Tensor, "batch agent 6"]:
+    """``[batch, agent, 6]``: per agent, whether an action of each no-op class acts
+    like ``still`` (:func:`_no_op`): 0 none but an idle agent's, 1 every action
+    (``done``), 2 ``pickup``, 3 ``drop``, 4 ``toggle``, 5 ``forward``."""
+    n, p = lay.n_agents, lay.n_pick
+    pos = states[:, 1 : 1 + 4 * n : 4]
+    fwd = lay.neighbors[pos, states[:, 2 : 2 + 4 * n : 4]]
+    carry = states[:, 4 : 4 + 4 * n : 4]
+    front = _at(occupancy(lay, states), fwd)
+    no_key = (front < n) | (front >= n + p)
+    same = (fwd.unsqueeze(2) == fwd.unsqueeze(1)) & (carry >= 0).unsqueeze(1)
+    no_key = no_key & ~(same & lay.others).any(dim=2)
+    wall = lay.wall_static[fwd]
+    empty_handed = ((carry < 0) & ((front < 0) | (front >= n))) | wall
+    into_wall = wall
+    if lay.has_unsteady:
+        into_wall = into_wall & (lay.terrain[pos] != Terrain.UNSTEADY)
+    toggleable = lay.toggle_static[fwd]
+    if lay.n_boxes:
+        first_box = lay.box_col - lay.key_col
+        boxed = (front >= n + first_box) & (front < n + p)
+        carried = ((carry >= first_box) & (carry < p)).any(dim=1, keepdim=True)
+        toggleable = toggleable | boxed | carried
+    idle = (states[:, 3 : 3 + 4 * n : 4] != 0) | fixtures.paused(lay, states)
+    features = torch.stack(
+        [idle, torch.ones_like(idle), no_key, empty_handed, ~toggleable, into_wall],
+        dim=2,
+    )
+    return features | idle.unsqueeze(2)
+
+
 def _no_op(lay: Layout, states: Tensor, kind: Tensor) -> Tensor:
     """Actions that change nothing, whatever the other agents do before them in the
     step, and whose conflicts (if any) change no other agent's order, so that the
@@ -66,41 +115,11 @@ def _no_op(lay: Layout, states: Tensor, kind: Tensor) -> Tensor:
     ``kind`` holds action kinds ``[batch, agent]`` or ``[batch, agent, m]`` (``m``
     candidate actions per agent); the result has its shape.
     """
-    n, p = lay.n_agents, lay.n_pick
-    pos = states[:, 1 : 1 + 4 * n : 4]
-    fwd = lay.neighbors[pos, states[:, 2 : 2 + 4 * n : 4]]
-    carry = states[:, 4 : 4 + 4 * n : 4]
-    front = _at(occupancy(lay, states), fwd)
-    no_key = (front < n) | (front >= n + p)
-    same = (fwd.unsqueeze(2) == fwd.unsqueeze(1)) & (carry >= 0).unsqueeze(1)
-    same = same & ~torch.eye(n, dtype=torch.bool, device=states.device)
-    no_key = no_key & ~same.any(dim=2)
-    wall = lay.terrain[fwd] == Terrain.WALL
-    empty_handed = ((carry < 0) & ((front < 0) | (front >= n))) | wall
-    into_wall = wall
-    if lay.has_unsteady:
-        into_wall = into_wall & (lay.terrain[pos] != Terrain.UNSTEADY)
-    toggleable = torch.isin(
-        lay.terrain[fwd], torch.tensor([int(t) for t in TOGGLEABLE], device=fwd.device)
-    )
-    if lay.n_boxes:
-        first_box = lay.box_col - lay.key_col
-        boxed = (front >= n + first_box) & (front < n + p)
-        carried = ((carry >= first_box) & (carry < p)).any(dim=1, keepdim=True)
-        toggleable = toggleable | boxed | carried
-    idle = (states[:, 3 : 3 + 4 * n : 4] != 0) | fixtures.paused(lay, states)
-    features = [idle, no_key, empty_handed, ~toggleable, into_wall]
-    if kind.dim() == 3:
-        features = [f.unsqueeze(2) for f in features]
-    idle, no_key, empty_handed, no_toggle, into_wall = features
-    return (
-        idle
-        | (kind == ActionKind.DONE)
-        | ((kind == ActionKind.PICKUP) & no_key)
-        | ((kind == ActionKind.DROP) & empty_handed)
-        | ((kind == ActionKind.TOGGLE) & no_toggle)
-        | ((kind == ActionKind.FORWARD) & into_wall)
-    )
+    features = _no_op_features(lay, states)
+    column = _kind_feature(states.device)[kind]
+    if kind.dim() == 2:
+        return features.gather(2, column.unsqueeze(2)).squeeze(2)
+    return features.gather(2, column)
 
 
 def column_bounds(lay: Layout) -> Int64[Tensor, "2 dim"]:
@@ -160,24 +179,39 @@ def action_effects(
     Returns
     -------
     tuple of Tensor
-        ``(canonical, column, delta)``, each ``[batch, agent, action]``.
+        ``(canonical, column, delta)``: ``[batch, agent, action]`` canonical
+        actions and shifts, ``[1, agent, 1]`` the column of each agent's
+        direction.
     """
     kinds = lay.action_kinds.tolist()
     count, n = len(kinds), lay.n_agents
-    every = torch.arange(count, device=states.device)
-    every = every.expand(states.shape[0], n, count)
-    column = (2 + 4 * torch.arange(n, device=states.device))[None, :, None]
+    device = states.device
+    every = torch.arange(count, device=device)
+    column = (2 + 4 * torch.arange(n, device=device))[None, :, None]
     if ActionKind.STILL not in kinds:
-        return every, column.expand_as(every), torch.zeros_like(every)
-    base, turn = _effective(lay, states, every, kinds.index(ActionKind.STILL))
-    keep = _exact_agents(lay, states).unsqueeze(2)
-    if lay.n_control:
-        forced = states[:, lay.forced_col : lay.forced_col + n].unsqueeze(2)
-        every = torch.where(forced >= 0, forced, every)
-        keep = keep | (forced >= 0)
-    base, turn = torch.where(keep, every, base), torch.where(keep, 0, turn)
-    dirs = states[:, 2 : 2 + 4 * n : 4].unsqueeze(2)
-    return base, column.expand_as(every), ((dirs + turn) & 3) - dirs
+        every = every.expand(states.shape[0], n, count)
+        return every, column, torch.zeros_like(every)
+    still = kinds.index(ActionKind.STILL)
+    turn = torch.zeros(count, dtype=torch.int64, device=device)
+    turn = turn.masked_fill(lay.action_kinds == ActionKind.LEFT, 3)
+    turn = turn.masked_fill(lay.action_kinds == ActionKind.RIGHT, 1)
+    # per direction and action: the direction change of the action's turn
+    directions = torch.arange(4, device=device).unsqueeze(1)
+    change = ((directions + turn) & 3) - directions
+    own = torch.where(turn > 0, still, every)
+    features = _no_op_features(lay, states)
+    no_op = features.index_select(2, _kind_feature(device)[lay.action_kinds])
+    base = torch.where(no_op, still, own)
+    delta = change[states[:, 2 : 2 + 4 * n : 4]].masked_fill_(no_op, 0)
+    if lay.n_kill or lay.n_pause or lay.n_control:
+        every = every.expand(states.shape[0], n, count)
+        keep = _exact_agents(lay, states).unsqueeze(2)
+        if lay.n_control:
+            forced = states[:, lay.forced_col : lay.forced_col + n].unsqueeze(2)
+            every = torch.where(forced >= 0, forced, every)
+            keep = keep | (forced >= 0)
+        base, delta = torch.where(keep, every, base), delta.masked_fill_(keep, 0)
+    return base, column, delta
 
 
 def _awaited(lay: Layout, states: Tensor) -> Tensor:
@@ -311,26 +345,43 @@ def _enumerate_unique(
 def _enumerate_chunk(
     lay: Layout, states: Tensor, actions: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Every outcome of every row, executed in one pass over (row, outcome) pairs."""
+    """Every outcome of every row, executed in one pass over (row, outcome) pairs.
+
+    A live row in which no agent is active (all still, terminated or paused) has
+    one successor, the row one step later (forced actions cleared): rules 1-5 move
+    nothing without an active agent, so such rows skip :func:`execute`.
+    """
     batch = states.shape[0]
     device = states.device
     kk = lay.max_outcomes()
     p = plan(lay, states, actions)
     live = states[:, 0] < lay.max_steps
-    total = torch.where(live, p.total, 1)
+    busy = p.active.any(dim=1) & live
     out = states.unsqueeze(1).repeat(1, kk, 1)
     probs = torch.zeros(batch, kk, dtype=torch.float64, device=device)
-    if kk == 1 or not bool((total > 1).any()):
+    if bool(busy.all()) and (kk == 1 or not bool((p.total > 1).any())):
         k = torch.zeros(batch, dtype=torch.long, device=device)
         out[:, 0] = execute(lay, states, actions, p, k)
         probs[:, 0] = outcome_prob(p, k)
-    else:
-        row = torch.repeat_interleave(torch.arange(batch, device=device), total)
+        return out, probs
+    idle = torch.nonzero(live & ~busy).flatten()
+    if len(idle):
+        nxt = states.index_select(0, idle)
+        if lay.n_control:
+            nxt[:, lay.forced_col : lay.forced_col + lay.n_agents] = -1
+        nxt[:, 0] += 1
+        out[idle, 0] = canonical(lay, nxt)
+        probs[idle, 0] = 1.0
+    total = torch.where(busy, p.total, 0)
+    row = torch.repeat_interleave(torch.arange(batch, device=device), total)
+    if len(row):
         k = torch.arange(row.shape[0], device=device)
         k -= (torch.cumsum(total, 0) - total).index_select(0, row)
-        sub = Plan(*(getattr(p, f)[row] for f in Plan.__dataclass_fields__))
-        out[row, k] = execute(lay, states[row], actions[row], sub, k)
+        sub = Plan(
+            *(getattr(p, f).index_select(0, row) for f in Plan.__dataclass_fields__)
+        )
+        out[row, k] = execute(
+            lay, states.index_select(0, row), actions.index_select(0, row), sub, k
+        )
         probs[row, k] = outcome_prob(sub, k)
-    probs[:, 0] = torch.where(live, probs[:, 0], 0.0)
-    out[:, 0] = torch.where(live.unsqueeze(1), out[:, 0], states)
     return out, probs

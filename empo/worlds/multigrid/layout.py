@@ -29,7 +29,7 @@ import torch
 from jaxtyping import Bool, Int64
 from torch import Tensor
 
-from empo.worlds.multigrid.objects import OVERLAPPABLE, Terrain
+from empo.worlds.multigrid.objects import OVERLAPPABLE, TOGGLEABLE, Terrain
 
 if TYPE_CHECKING:
     from empo.worlds.multigrid.scalar import Tables
@@ -109,6 +109,12 @@ class Layout:
         self.drop_static = fill(self.drop_static, torch.isin(self.terrain, drop))
         self.walk_static = fill(
             self.walk_static, self.drop_static | (self.terrain == Terrain.BUSH)
+        )
+        toggleable = torch.tensor([int(t) for t in TOGGLEABLE], device=device)
+        self.toggle_static: Bool[Tensor, " cell"] = torch.isin(self.terrain, toggleable)
+        self.wall_static: Bool[Tensor, " cell"] = self.terrain == Terrain.WALL
+        self.others: Bool[Tensor, "agent agent"] = ~torch.eye(
+            n, dtype=torch.bool, device=device
         )
 
     @property

@@ -88,6 +88,7 @@ def test_action_effects_reproduce_the_transitions(name: str) -> None:
     states = table[torch.randperm(table.shape[0], generator=gen)[:60]]
     states = states[~world.is_terminal(states)]
     canonical, column, delta = world.action_effects(states)
+    column = column.expand_as(canonical)  # broadcastable: [1, agent, 1]
     n_agents, n_actions = len(world.agents), len(world.action_names[0])
     joint = torch.randint(0, n_actions, (states.shape[0], 20, n_agents), generator=gen)
     rows = torch.arange(states.shape[0]).view(-1, 1, 1)
