@@ -119,21 +119,30 @@ def _open_door(lay: Layout, states: Tensor, cells: Tensor) -> Tensor:
     return (door >= 0) & (state == DoorState.OPEN)
 
 
-def _enterable(lay: Layout, states: Tensor, cells: Tensor) -> Tensor:
+def _enterable(
+    lay: Layout, states: Tensor, cells: Tensor, open_door: Tensor | None = None
+) -> Tensor:
     """Whether an agent can walk into ``cells`` (open doors and bushes included;
-    occupants aside)."""
+    occupants aside); ``open_door``: :func:`_open_door` of ``cells`` if known."""
     ok = lay.walk_static[cells]
     if lay.n_doors:
-        ok = ok | _open_door(lay, states, cells)
+        if open_door is None:
+            open_door = _open_door(lay, states, cells)
+        ok = ok | open_door
     return ok
 
 
-def _overlappable(lay: Layout, states: Tensor, cells: Tensor) -> Tensor:
+def _overlappable(
+    lay: Layout, states: Tensor, cells: Tensor, open_door: Tensor | None = None
+) -> Tensor:
     """Whether an object can be pushed or dropped into ``cells`` (open doors and
-    trampled bushes included; occupants aside)."""
+    trampled bushes included; occupants aside); ``open_door``: :func:`_open_door`
+    of ``cells`` if known."""
     ok = lay.drop_static[cells]
     if lay.n_doors:
-        ok = ok | _open_door(lay, states, cells)
+        if open_door is None:
+            open_door = _open_door(lay, states, cells)
+        ok = ok | open_door
     if lay.n_bushes:
         bush = lay.fixture_of_cell[cells].clamp(min=0, max=lay.n_bushes - 1)
         trampled = _get(states, lay.bush_col + bush) == 1
@@ -198,13 +207,19 @@ def _act(
         acting = acting & (_get(states, lay.paused_col + agent) == 0)
     fwd = lay.neighbors[pos, dirs]
     front = _at(occ, fwd)
+    open_door = None
+    if lay.n_doors:
+        # doors change only at the end of this action
+        door = lay.door_of_cell[fwd]
+        door_c = lay.door_col + door.clamp(min=0)
+        state = _get(states, door_c)
+        open_door = (door >= 0) & (state == DoorState.OPEN)
 
-    new_dir = torch.where(acting & (kind == ActionKind.LEFT), (dirs + 3) & 3, dirs)
-    new_dir = torch.where(acting & (kind == ActionKind.RIGHT), (dirs + 1) & 3, new_dir)
+    new_dir = (dirs + lay.kind_turn[kind] * acting) & 3
 
     forward = acting & (kind == ActionKind.FORWARD)
     forward = forward & ~_in(start_agents, fwd)
-    moved = forward & (front == -1) & _enterable(lay, states, fwd)
+    moved = forward & (front == -1) & _enterable(lay, states, fwd, open_door)
     if lay.n_push:
         ok, cells, line = _push_line(lay, states, occ, start_agents, agent, fwd, dirs)
         push = forward & (front >= n + p) & ok
@@ -227,7 +242,7 @@ def _act(
         is_pick = (front >= n) & (front < n + p)
         pick = acting & (kind == ActionKind.PICKUP) & is_pick & (carry < 0)
         drop = acting & (kind == ActionKind.DROP) & (carry >= 0) & (front == -1)
-        drop = drop & _overlappable(lay, states, fwd)
+        drop = drop & _overlappable(lay, states, fwd, open_door)
         obj = torch.where(pick, front - n, carry).clamp(min=0)
         obj_cell = _get(states, lay.key_col + obj)
         obj_cell = torch.where(pick, -1, torch.where(drop, fwd, obj_cell))
@@ -239,10 +254,7 @@ def _act(
             col = lay.box_col + box.clamp(0, lay.n_boxes - 1)
             _put(states, col, torch.where(opened, -2, _get(states, col)))
     if lay.n_doors:
-        door = lay.door_of_cell[fwd]
         door_toggle = toggle & (door >= 0) & (front == -1)
-        door_c = lay.door_col + door.clamp(min=0)
-        state = _get(states, door_c)
         match = (carry >= 0) & (carry < lay.n_keys)
         if lay.n_keys:
             match = match & (
@@ -279,7 +291,9 @@ def plan(
     pos = states[:, 1 : 1 + 4 * n : 4]
     dirs = states[:, 2 : 2 + 4 * n : 4]
     dead = states[:, 3 : 3 + 4 * n : 4].bool()
-    active = ~dead & ~fixtures.paused(lay, states) & (kinds != ActionKind.STILL)
+    active = ~dead & (kinds != ActionKind.STILL)
+    if lay.n_pause:
+        active = active & ~fixtures.paused(lay, states)
     fwd = lay.neighbors[pos, dirs]
     front = _at(occ, fwd)
     forward = active & (kinds == ActionKind.FORWARD)
@@ -293,48 +307,43 @@ def plan(
     normal = active & ~unsteady & ~magic & ~bush
     span = lay.cells + 2
     first_push = n + lay.n_pick
-    resource = torch.empty_like(actions)
-    for i in range(n):
-        cell = fwd[:, i]
-        target = cell
-        if lay.n_push:
+    target = fwd
+    blocked = torch.zeros_like(normal)
+    if lay.n_push:
+        ends, stuck = [], []
+        for i in range(n):
             ok, cells, line = _push_line(
-                lay, states, occ, start_agents, i, cell, dirs[:, i]
+                lay, states, occ, start_agents, i, fwd[:, i], dirs[:, i]
             )
-            end = cells.gather(1, line.sum(dim=1, keepdim=True)).squeeze(1)
-            target = torch.where(front[:, i] >= first_push, end, cell)
-            blocked = (front[:, i] >= first_push) & ~ok
-        else:
-            blocked = torch.zeros(batch, dtype=torch.bool, device=device)
-        independent = 3 * span + i
-        res = torch.full((batch,), independent, dtype=torch.long, device=device)
-        k = kinds[:, i]
-        res = torch.where((k == ActionKind.FORWARD) & ~blocked, target, res)
-        is_pick = (front[:, i] >= n) & (front[:, i] < first_push)
-        res = torch.where((k == ActionKind.PICKUP) & is_pick, span + cell, res)
-        is_agent = (front[:, i] >= 0) & (front[:, i] < n)
-        res = torch.where((k == ActionKind.DROP) & is_agent, 2 * span + cell, res)
-        resource[:, i] = res
+            ends.append(cells.gather(1, line.sum(dim=1, keepdim=True)).squeeze(1))
+            stuck.append(~ok)
+        pushing = front >= first_push
+        target = torch.where(pushing, torch.stack(ends, dim=1), fwd)
+        blocked = pushing & torch.stack(stuck, dim=1)
+    idx = torch.arange(n, device=device)
+    resource = (3 * span + idx).expand(batch, n)
+    resource = torch.where((kinds == ActionKind.FORWARD) & ~blocked, target, resource)
+    is_pick = (front >= n) & (front < first_push)
+    resource = torch.where((kinds == ActionKind.PICKUP) & is_pick, span + fwd, resource)
+    is_agent = (front >= 0) & (front < n)
+    resource = torch.where(
+        (kinds == ActionKind.DROP) & is_agent, 2 * span + fwd, resource
+    )
+    # the diagonal holds each normal agent (its resource equals itself)
     same = (resource.unsqueeze(2) == resource.unsqueeze(1)) & (
         normal.unsqueeze(2) & normal.unsqueeze(1)
     )
-    idx = torch.arange(n, device=device)
-    same = same | (torch.eye(n, dtype=torch.bool, device=device) & normal.unsqueeze(2))
     if lay.n_kill or lay.n_pause:
         same = _join_triggers(lay, states, same, normal, kinds, fwd, front)
     size = same.sum(dim=2)
-    rank = (same & (idx.view(1, 1, n) < idx.view(1, n, 1))).sum(dim=2)
-    leader = torch.where(normal, same.long().argmax(dim=2), idx.expand(batch, n))
+    rank = (same & lay.earlier).sum(dim=2)
+    leader = torch.where(normal, same.to(torch.int8).argmax(dim=2), idx)
     conflict = normal & (rank == 0) & (size > 1)
-    radix = torch.where(conflict, size, torch.ones_like(size))
+    radix = torch.where(conflict, size, 1)
     width = lay.max_radix
     digits = torch.arange(width, device=device)
-    digit_probs = torch.zeros(batch, n, width, dtype=torch.float64, device=device)
-    digit_probs[:, :, 0] = 1.0
-    uniform = (digits.view(1, 1, -1) < size.unsqueeze(2)).double() / size.clamp(
-        min=1
-    ).unsqueeze(2)
-    digit_probs = torch.where(conflict.unsqueeze(2), uniform, digit_probs)
+    # 1/|block| for each winner of a conflict block, a single certain digit else
+    digit_probs = (digits < radix.unsqueeze(2)).double() / radix.unsqueeze(2)
     stumble, enter = lay.stumble_probability, lay.magic_entry_prob
     fail = 1.0 - enter
     for where, probs in (
@@ -437,26 +446,25 @@ def execute(
     idx = torch.arange(n, device=device).expand(batch, n)
     winner = plan_.normal & (plan_.rank == digits.gather(1, plan_.leader))
     key = torch.where(winner, plan_.leader, n + idx)
-    key = torch.where(plan_.normal, key, 2 * n + idx)
+    # agents that are not normal do not act: their place in the order is free,
+    # and their own index keeps more batches in index order
+    key = torch.where(plan_.normal, key, idx)
     slot_of = (key.unsqueeze(1) < key.unsqueeze(2)).sum(dim=2)
     order = torch.empty_like(key).scatter_(1, slot_of, idx)
     occ = occupancy(lay, nxt)
     start_agents = _start_agents(lay, nxt, occ)
     in_order = bool((order == idx).all())
-    for slot in range(n):
-        if in_order:
-            agent: Tensor | int = slot
-            acting, kind = plan_.normal[:, slot], kinds[:, slot]
-            action = actions[:, slot]
-        else:
-            agent = order[:, slot]
-            acting = plan_.normal.gather(1, agent.unsqueeze(1)).squeeze(1)
-            kind = kinds.gather(1, agent.unsqueeze(1)).squeeze(1)
-            action = actions.gather(1, agent.unsqueeze(1)).squeeze(1)
-        if not bool(acting.any()):
-            break
-        _act(lay, nxt, occ, start_agents, agent, kind, acting, action)
-        occ = occupancy(lay, nxt)
+    _normal_moves(
+        lay,
+        nxt,
+        occ,
+        start_agents,
+        plan_.normal,
+        kinds,
+        actions,
+        None if in_order else order,
+    )
+    occ = occupancy(lay, nxt)
     if lay.has_unsteady and bool(plan_.unsteady.any()):
         _unsteady_moves(lay, nxt, occ, start_agents, plan_, digits)
     if lay.has_magic:
@@ -465,6 +473,33 @@ def execute(
         fixtures.bush_moves(lay, nxt, plan_.bush, digits, partial(_free, lay))
     nxt[:, 0] += 1
     return canonical(lay, nxt)
+
+
+def _normal_moves(
+    lay: Layout,
+    states: Tensor,
+    occ: Tensor,
+    start_agents: Tensor,
+    normal: Tensor,
+    kinds: Tensor,
+    actions: Tensor,
+    order: Tensor | None = None,
+) -> None:
+    """Rule 3 on ``states`` in place: the normal agents act one after another, in
+    index order or, per row, in ``order``."""
+    for slot in range(normal.shape[1]):
+        if order is None:
+            agent: Tensor | int = slot
+            acting, kind, action = normal[:, slot], kinds[:, slot], actions[:, slot]
+        else:
+            agent = order[:, slot]
+            acting = normal.gather(1, agent.unsqueeze(1)).squeeze(1)
+            kind = kinds.gather(1, agent.unsqueeze(1)).squeeze(1)
+            action = actions.gather(1, agent.unsqueeze(1)).squeeze(1)
+        if not bool(acting.any()):
+            continue
+        _act(lay, states, occ, start_agents, agent, kind, acting, action)
+        occ = occupancy(lay, states)
 
 
 def _free(lay: Layout, states: Tensor, cells: Tensor) -> Tensor:

@@ -29,7 +29,12 @@ import torch
 from jaxtyping import Bool, Int64
 from torch import Tensor
 
-from empo.worlds.multigrid.objects import OVERLAPPABLE, TOGGLEABLE, Terrain
+from empo.worlds.multigrid.objects import (
+    OVERLAPPABLE,
+    TOGGLEABLE,
+    ActionKind,
+    Terrain,
+)
 
 if TYPE_CHECKING:
     from empo.worlds.multigrid.scalar import Tables
@@ -116,6 +121,14 @@ class Layout:
         self.others: Bool[Tensor, "agent agent"] = ~torch.eye(
             n, dtype=torch.bool, device=device
         )
+        turns = [
+            {ActionKind.LEFT: 3, ActionKind.RIGHT: 1}.get(k, 0) for k in ActionKind
+        ]
+        # quarter turns (right) of each action kind
+        self.kind_turn: Int64[Tensor, " kind"] = torch.tensor(turns, device=device)
+        agents = torch.arange(n, device=device)
+        # earlier[i, j]: agent j comes before agent i
+        self.earlier: Bool[Tensor, "agent agent"] = agents[None, :] < agents[:, None]
 
     @property
     def cells(self) -> int:
