@@ -9,7 +9,8 @@ files in a temporary directory), under an address-space limit
 (``--memory-limit-gib``). It prints a markdown table: states, layers, largest
 layer, enumeration seconds, the seconds of the backward pass spent on transitions
 (expansion, reading the kept successors, key look-ups) and in the phase-1 and
-phase-2 kernels, states per second of each, the total, the peak resident memory,
+phase-2 kernels, states per second of each, the total (wall clock) and the
+process's CPU seconds (start-up included), the peak resident memory,
 what the in-memory solver would need
 (:func:`~empo.worlds.budget.in_memory_bytes_per_state`) and the load average.
 
@@ -61,6 +62,7 @@ with tempfile.TemporaryDirectory() as directory:
     solution = solve_layered(world, layers=layers, dtype=dtype, directory=directory)
 seconds = dict(solution.seconds)
 seconds["total"] = time.perf_counter() - started
+seconds["cpu"] = time.process_time()
 size = world_size(world, layers.max_outcomes, dtype.itemsize)
 in_memory = layers.num_states * in_memory_bytes_per_state(size) / 2**30
 print(json.dumps(dict(in_memory_gib=in_memory,
@@ -95,10 +97,11 @@ def _ours(
 def _layered_table(args: argparse.Namespace) -> None:
     print(
         "| horizon | states | layers | largest layer | enumeration s | transitions s "
-        "| phase 1 s | phase 2 s | total s | enumeration states/s | phase 1 states/s "
-        "| phase 2 states/s | peak RSS GiB | in-memory estimate GiB | load |"
+        "| phase 1 s | phase 2 s | total s | CPU s | enumeration states/s "
+        "| phase 1 states/s | phase 2 states/s | peak RSS GiB "
+        "| in-memory estimate GiB | load |"
     )
-    print("|" + "---:|" * 15)
+    print("|" + "---:|" * 16)
     for horizon in [int(h) for h in args.horizons.split(",")]:
         options = {"max_steps": horizon}
         if args.world == "key_door_2h":
@@ -115,7 +118,7 @@ def _layered_table(args: argparse.Namespace) -> None:
         print(
             f"| {horizon} | {n:,} | {result['layers']} | {result['largest']:,} "
             f"| {s['enumeration']:.1f} | {s['transitions']:.1f} | {s['phase1']:.1f} "
-            f"| {s['phase2']:.1f} | {s['total']:.1f} "
+            f"| {s['phase2']:.1f} | {s['total']:.1f} | {s['cpu']:.1f} "
             f"| {n / s['enumeration']:,.0f} | {n / s['phase1']:,.0f} "
             f"| {n / s['phase2']:,.0f} | {result['peak_rss_gib']:.2f} "
             f"| {result['in_memory_gib']:.1f} | {_load()} |",

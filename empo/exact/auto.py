@@ -137,9 +137,7 @@ def plan_exact(
         chunk_bytes=CHUNK_BYTES,
         stored=floats_per_state(stored, layer_sizes(world)),
     )
-    item = torch.empty(
-        (), dtype=getattr(torch, params.exact.dtype.value)
-    ).element_size()
+    item = getattr(torch, params.exact.dtype.value).itemsize
     size = world_size(world, layers.max_outcomes, item)
     needed = layers.num_states * in_memory_bytes_per_state(size)
     layered = method is ExactMethod.LAYERED or not budget.fits(needed)

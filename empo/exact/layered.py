@@ -304,8 +304,9 @@ def _targets(
 ) -> _Values:
     """Successor values of states with values ``v_m``, ``v_e``, ``v_r``."""
     gamma = ctx.theory.gamma_h
-    target_m = torch.empty(len(v_r) + 1, v_m[0].numel(), dtype=ctx.dtype)
-    target_m = target_m.to(ctx.device)
+    target_m = torch.empty(
+        len(v_r) + 1, v_m[0].numel(), dtype=ctx.dtype, device=ctx.device
+    )
     target_m[:-1] = goal_backup(member, v_m, gamma).flatten(1)
     target_m[-1] = math.inf
     return _Values(target_m, goal_backup(member, v_e, gamma).flatten(1), v_r)
@@ -620,7 +621,7 @@ def _backward(
     if not torch.equal(joint_order, torch.arange(len(joint_order), device=device)):
         ctx.joint_order = joint_order
     store = LayeredStore(names, layers.num_states, layer_sizes(world), dtype, directory)
-    item = torch.empty((), dtype=dtype).element_size()
+    item = dtype.itemsize
     chunk = chunk_states(world, layers.max_outcomes, item, chunk_bytes)
     block = max(chunk, PAIRS_PER_BATCH // ctx.per_agent.shape[0])
     offsets = layers.offsets

@@ -95,10 +95,10 @@ class LayeredStore:
         self.directory = Path(directory) if directory is not None else None
         self._tensors: dict[str, Tensor] = {}
         self._offsets: dict[str, int] = {}
-        numpy_dtype = torch.empty((), dtype=dtype).numpy().dtype
+        numpy_dtype = torch.empty((), dtype=dtype, device="cpu").numpy().dtype
         for name, shape in self.shapes.items():
             if self.directory is None:
-                self._tensors[name] = torch.zeros(shape, dtype=dtype)
+                self._tensors[name] = torch.zeros(shape, dtype=dtype, device="cpu")
                 continue
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.path(name)

@@ -165,6 +165,7 @@ class Layout:
                 succ.reshape(-1),
                 weights,
                 size=(rows, table.shape[0]),
+                device=table.device,
                 check_invariants=False,
             )
             out = torch.matmul(matrix, table)

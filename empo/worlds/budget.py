@@ -12,8 +12,9 @@ tensors each solver keeps:
 * :func:`in_memory_bytes_per_state`: the compiled world's dense ``[S, J, K]``
   successor table and every quantity of both phases for every state
   (:func:`empo.exact.solve`);
-* :func:`layered_bytes`: packed keys of all states plus the values of the two
-  largest adjacent layers and the working set of one chunk
+* :func:`layered_bytes`: packed keys of all states plus the larger of the
+  enumeration's bookkeeping (:func:`enumeration_bytes`) and the backward pass's
+  values of the two largest adjacent layers and working set of one chunk
   (:func:`empo.exact.layered.solve_layered`).
 """
 
@@ -78,6 +79,28 @@ def in_memory_bytes_per_state(size: WorldSize) -> int:
     return 2 * table + size.quantities * size.item + targets + 8 * size.state_dim
 
 
+def enumeration_bytes(size: WorldSize, largest_layer: int) -> int:
+    """Bytes the layered enumeration holds besides the keys
+    (:func:`~empo.worlds.layers.enumerate_layers`), per state of the largest layer:
+
+    * the layer's decoded rows, 8 bytes per column;
+    * the keys found for the next layer until they are compacted: at most two
+      copies and a batch, and one more while merging them, 32 bytes;
+    * the reuse bookkeeping (:mod:`empo.worlds.layer_repeats`) of two adjacent
+      layers, 48 bytes each: configurations (8), offsets into the kept
+      transitions' files (16) and the distinct successors, gathered and compacted
+      (24).
+
+    Parameters
+    ----------
+    size
+        The world's per-state sizes.
+    largest_layer
+        States of the largest layer.
+    """
+    return largest_layer * (8 * size.state_dim + 32 + 2 * 48)
+
+
 def layered_bytes(
     size: WorldSize,
     states: int,
@@ -96,9 +119,10 @@ def layered_bytes(
         Number of states (8 bytes of packed key each, plus the row if the keys
         are hashes).
     largest_layer
-        States of the largest layer: two adjacent layers hold their rows, goal
-        membership, successor values (``V^m``, ``V^e`` targets and ``V_r``) and
-        stored quantities at once.
+        States of the largest layer: in the backward pass two adjacent layers hold
+        their rows, goal membership, successor values (``V^m``, ``V^e`` targets
+        and ``V_r``) and stored quantities at once; before it, the enumeration
+        holds :func:`enumeration_bytes` (freed when it ends).
     exact_keys
         Whether keys decode into rows (else rows are stored beside the keys).
     chunk
@@ -111,7 +135,8 @@ def layered_bytes(
     hg = size.humans * size.goals
     floats = 2 * (2 * hg + 1) + stored
     per_layer_state = floats * size.item + 8 * size.state_dim + hg
-    return states * per_key + 2 * largest_layer * per_layer_state + chunk
+    backward = 2 * largest_layer * per_layer_state + chunk
+    return states * per_key + max(backward, enumeration_bytes(size, largest_layer))
 
 
 @dataclass(frozen=True)

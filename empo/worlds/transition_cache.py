@@ -171,13 +171,14 @@ class TransitionCache:
         }
         self._read[layer] = (base + bases, entry + total)
         width = max(int(counts.max()) if bases else 1, 1)
-        counts_t = torch.from_numpy(counts)
-        live = torch.arange(width)[None, :] < counts_t[:, None]
-        keys = torch.full((bases, width), SENTINEL, dtype=torch.int64)
-        probabilities = torch.zeros(bases, width, dtype=torch.float64)
-        keys[live] = flat["keys"]
-        probabilities[live] = flat["probs"]
-        return keys.to(device), probabilities.to(device)
+        # the live entries travel to the device, padded there
+        counts_t = torch.from_numpy(counts).to(device)
+        live = torch.arange(width, device=device)[None, :] < counts_t[:, None]
+        keys = torch.full((bases, width), SENTINEL, dtype=torch.int64, device=device)
+        probabilities = torch.zeros(bases, width, dtype=torch.float64, device=device)
+        keys[live] = flat["keys"].to(device)
+        probabilities[live] = flat["probs"].to(device)
+        return keys, probabilities
 
     def drop(self, layer: int) -> None:
         """Delete a layer's files (all of its bases must have been read).

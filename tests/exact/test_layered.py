@@ -145,6 +145,32 @@ def test_quantities_anywhere_and_the_solution_protocol() -> None:
         layered.state_ids(outside)
 
 
+def test_every_tensor_takes_the_solver_device(tmp_path: Path) -> None:
+    """Device plumbing, run on the CPU: with the default device set to ``meta``
+    (tensors without data, so one created without naming its device fails or
+    mismatches), solving with ``device="cpu"`` named explicitly gives the same
+    values, kept transitions and files included: every tensor of the layered path
+    takes the solver's device, or the CPU for the store and the kept files. (CUDA
+    itself has not run here.)"""
+    world = build_world("key_door_2h", {"max_steps": 4})
+    outputs = ("pi_r", "x_h", "w_h")
+    reference = solve_layered(world, outputs=outputs)
+    rows = reference.state_rows(torch.arange(0, reference.layers.num_states, 5))
+    expected = reference.quantities(rows)
+    with torch.device("meta"):
+        layered = solve_layered(
+            world, device="cpu", directory=tmp_path, outputs=outputs
+        )
+        local = layered.quantities(rows)
+        probs = layered.robot_probs(rows)
+    for name in ("v_m", "v_e", "v_r", *outputs):
+        assert torch.equal(layered[name], reference[name]), name
+    for name, value in expected.items():
+        assert local[name].device.type == "cpu"
+        assert torch.equal(local[name], value), name
+    assert torch.equal(probs, expected["pi_r"])
+
+
 def test_compile_layers_matches_compile_world() -> None:
     world = build_world("key_door_2h", {"max_steps": 3})
     layers = enumerate_layers(world)

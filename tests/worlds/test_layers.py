@@ -165,3 +165,76 @@ def test_layer_repeats_match_only_when_every_configuration_recurs() -> None:
     shifted = previous.successors(2)
     assert list(shifted) == [3] and codec.rows(shifted[3]).tolist() == [[3, 3], [3, 6]]
     assert previous.match(later + 10, 3) is None
+
+
+_HELD = (
+    "configurations",
+    "found",
+    "state_bases",
+    "state_entries",
+    "base_offsets",
+    "entry_offsets",
+    "keys",
+    "rows",
+)
+"""Attributes of ``LayerRepeats`` and of the pending keys that hold tensors."""
+
+
+def _nbytes(value: object) -> int:
+    """Bytes of the tensors in ``value`` (a tensor, lists and dicts of them, or an
+    object's :data:`_HELD` attributes)."""
+    if value is None:
+        return 0
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    return sum(_nbytes(getattr(value, name, None)) for name in _HELD)
+
+
+def test_enumeration_bookkeeping_stays_within_the_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes the enumeration holds besides the keys (the layer's decoded rows,
+    the pending keys of later layers and the reuse bookkeeping of two adjacent
+    layers), measured as each layer's bookkeeping closes, stay within
+    ``enumeration_bytes`` of the largest layer, the budget's estimate."""
+    import weakref
+
+    from empo.worlds import layers as layers_module
+    from empo.worlds.budget import enumeration_bytes
+    from empo.worlds.layers import world_size
+
+    repeats: weakref.WeakSet = weakref.WeakSet()
+    pending: weakref.WeakSet = weakref.WeakSet()
+    held: list[int] = []
+
+    class Repeats(LayerRepeats):
+        def __init__(self, *args: object) -> None:
+            super().__init__(*args)
+            repeats.add(self)
+
+        def close(self) -> None:
+            for stage in range(2):
+                rows = 8 * world.state_dim * len(self.configurations)
+                held.append(rows + sum(_nbytes(x) for x in [*repeats, *pending]))
+                if stage == 0:
+                    super().close()
+
+    class Pending(layers_module._Pending):
+        def __init__(self) -> None:
+            super().__init__()
+            pending.add(self)
+
+    monkeypatch.setattr(layers_module, "LayerRepeats", Repeats)
+    monkeypatch.setattr(layers_module, "_Pending", Pending)
+    world = build_world("key_door", {"max_steps": 12})
+    cache = TransitionCache(tmp_path)
+    layers = enumerate_layers(world, cache=cache)
+    cache.close()
+    largest = max(layers.sizes)
+    estimate = enumeration_bytes(world_size(world, layers.max_outcomes), largest)
+    assert len(held) > 10 and max(held) > largest * 8 * world.state_dim
+    assert max(held) <= estimate
