@@ -13,7 +13,7 @@ average and date printed with the errors; ``--set`` overrides as below)::
 
     python scripts/bench_learning.py accuracy --row corridor corridor_ac
     python scripts/bench_learning.py accuracy --row commitment unsteady unsteady_ac \
-        transport_small two_humans_door_ac
+        transport_small transport_small_accurate two_humans_door_ac
 
 Key-and-door study (THEORY.md, "Key and door"): for each seed, train on the paper's
 key-and-door world, roll out the robot's most likely actions (humans resting) and
@@ -124,6 +124,9 @@ ACCURACY_ROWS: dict[str, dict[str, Any]] = {
     ),
     "transport_small": _row(
         "transport_small", {"num_frames": 100_000}, {"num_frames": 100_000}
+    ),
+    "transport_small_accurate": _row(
+        "transport_small", ACCURATE, {**ACCURATE, **ACCURATE_PHASE2}
     ),
 }
 """The learned-vs-exact rows of docs/learned.md and docs/transport.md: world, the
@@ -245,22 +248,25 @@ def accuracy(
     rows: list[str], device: str, overrides: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Train each named row of :data:`ACCURACY_ROWS` and print its errors against the
-    exact solution, the training's wall time, the load average and the date."""
+    exact solution, the training's wall and CPU time (of this process), the load
+    average and the date."""
     out = []
     for name in rows:
         params = Parameters.from_dict({**ACCURACY_ROWS[name], "solver": "learned"})
         params = params.with_overrides(overrides)
         compiled = compile_any(build_world(params.world.name))
         load_before = os.getloadavg()[0]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         solution = train(compiled, params, device=device, progress=False)
         seconds = time.perf_counter() - start
+        cpu_seconds = time.process_time() - cpu_start
         exact = solve(compiled, params.theory)
         out.append(
             {
                 "row": name,
                 "states": compiled.num_states,
                 "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
                 "load_before": load_before,
                 "load_after": os.getloadavg()[0],
                 "date": _now(),

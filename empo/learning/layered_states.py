@@ -158,11 +158,16 @@ def policy_states(
 def _draw(
     policy: Tensor, mask: Tensor, epsilon: float, generator: torch.Generator
 ) -> Int64[Tensor, "batch n"]:
-    """One draw from ``(1 − ε) policy + ε uniform(mask)`` per row."""
+    """One draw from ``(1 − ε) policy + ε uniform(mask)`` per row (uniform over
+    ``mask`` where that is all 0, over every action where ``mask`` allows none:
+    episodes at a terminal state, whose draw is discarded)."""
     mixed = (1.0 - epsilon) * policy + epsilon * theory.uniform_policy(
         mask, policy.dtype
     )
-    mixed = torch.where(mixed.sum(-1, keepdim=True) > 0, mixed, mask.to(mixed.dtype))
+    fallback = torch.where(mask.any(-1, keepdim=True), mask, torch.ones_like(mask))
+    mixed = torch.where(
+        mixed.sum(-1, keepdim=True) > 0, mixed, fallback.to(mixed.dtype)
+    )
     flat = mixed.reshape(-1, mixed.shape[-1])
     return torch.multinomial(flat, 1, generator=generator).reshape(mixed.shape[:-1])
 

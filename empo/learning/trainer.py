@@ -444,7 +444,13 @@ def train(
         ve_net = goal_network(data, k2, 1, "v_e_raw", table_init=1.0).to(device)
         if k2.variant == Phase2Variant.DQN:
             robot_nets = [
-                state_network(data, k2, data.robot_actions, "log_neg_q_r").to(device)
+                state_network(
+                    data,
+                    k2,
+                    data.robot_actions,
+                    "log_neg_q_r",
+                    dueling=True,
+                ).to(device)
             ]
         else:
             robot_nets = [

@@ -16,7 +16,12 @@ from empo.learning.losses import masked_mse
 from empo.learning.data import CompiledData, RowData
 from empo.learning.schedules import annealed_beta, linear_epsilon
 from empo.learning.shaping import goal_distance_potential
-from empo.learning.modules import goal_network, state_network
+from empo.learning.modules import (
+    GoalHead,
+    MeanDeviationHead,
+    goal_network,
+    state_network,
+)
 from empo.parameters.learning import Phase1Parameters
 from empo.worlds.registry import build_world, compile_any
 from empo.worlds.tabular import TabularWorld
@@ -110,3 +115,58 @@ def test_collectors_draw_goal_profiles_with_the_shared_sampler() -> None:
     want = sample_goal_profiles(data.goal_weights, 64, torch.Generator().manual_seed(7))
     assert drawn.goals.shape == (64, 2)
     assert torch.equal(drawn.goals, want)
+
+
+def test_goal_head_is_one_linear_layer_over_the_concatenated_inputs() -> None:
+    """The factored first layer equals ``nn.Linear`` over ``[state, human, goal,
+    pair vector]`` and is initialised as that layer (``±1/√fan_in``, whole fan-in)."""
+    torch.manual_seed(0)
+    head = GoalHead(
+        6, 3, 4, num_humans=2, num_goals=5, out_dim=1, hidden=(8,), pair_dim=7
+    )
+    bound = (6 + 3 + 4 + 7) ** -0.5
+    for part in (head.from_state, head.from_human, head.from_goal, head.from_pair):
+        assert 0.9 * bound < float(part.weight.abs().max()) <= bound
+    state, human, goal = torch.randn(9, 6), torch.randn(9, 2, 3), torch.randn(9, 5, 4)
+    first = torch.nn.Linear(20, 8)
+    with torch.no_grad():
+        first.weight.copy_(
+            torch.cat(
+                [
+                    head.from_state.weight,
+                    head.from_human.weight,
+                    head.from_goal.weight,
+                    head.from_pair.weight,
+                ],
+                1,
+            )
+        )
+        first.bias.copy_(head.from_state.bias)
+    pair = head.pair.weight.reshape(2, 5, 7)
+    inputs = torch.cat(
+        [
+            state[:, None, None].expand(9, 2, 5, 6),
+            human[:, :, None].expand(9, 2, 5, 3),
+            goal[:, None].expand(9, 2, 5, 4),
+            pair[None].expand(9, 2, 5, 7),
+        ],
+        -1,
+    )
+    want = head.body(first(inputs)).squeeze(-1)
+    torch.testing.assert_close(head(state, human, goal), want)
+
+
+def test_mean_deviation_head_by_hand() -> None:
+    """``m(s) + d(s, ·) - mean d(s, ·)``: with the deviation's last layer at 0 and
+    biases (1, 2, 6) every state's outputs are its mean ``m(s)`` plus (-2, -1, 3)."""
+    torch.manual_seed(0)
+    head = MeanDeviationHead(4, 3, (5,))
+    with torch.no_grad():
+        head.deviation[-1].weight.zero_()
+        head.deviation[-1].bias.copy_(torch.tensor([1.0, 2.0, 6.0]))
+    state = torch.randn(7, 4)
+    out = head(state)
+    torch.testing.assert_close(
+        out - head.mean(state), torch.tensor([-2.0, -1.0, 3.0]).expand(7, 3)
+    )
+    torch.testing.assert_close(out.mean(-1, keepdim=True), head.mean(state))
