@@ -122,13 +122,13 @@ def test_goal_head_is_one_linear_layer_over_the_concatenated_inputs() -> None:
     pair vector]`` and is initialised as that layer (``±1/√fan_in``, whole fan-in)."""
     torch.manual_seed(0)
     head = GoalHead(
-        6, 3, 4, num_humans=2, num_goals=5, out_dim=1, hidden=(8,), pair_dim=7
+        6, 3, 3, num_humans=2, num_goals=5, out_dim=1, hidden=(8,), pair_dim=7
     )
-    bound = (6 + 3 + 4 + 7) ** -0.5
+    bound = (6 + 3 + 3 + 7) ** -0.5
     for part in (head.from_state, head.from_human, head.from_goal, head.from_pair):
         assert 0.9 * bound < float(part.weight.abs().max()) <= bound
-    state, human, goal = torch.randn(9, 6), torch.randn(9, 2, 3), torch.randn(9, 5, 4)
-    first = torch.nn.Linear(20, 8)
+    state, human, goal = torch.randn(9, 6), torch.randn(9, 2, 3), torch.randn(9, 5, 3)
+    first = torch.nn.Linear(19, 8)
     with torch.no_grad():
         first.weight.copy_(
             torch.cat(
@@ -147,7 +147,7 @@ def test_goal_head_is_one_linear_layer_over_the_concatenated_inputs() -> None:
         [
             state[:, None, None].expand(9, 2, 5, 6),
             human[:, :, None].expand(9, 2, 5, 3),
-            goal[:, None].expand(9, 2, 5, 4),
+            goal[:, None].expand(9, 2, 5, 3),
             pair[None].expand(9, 2, 5, 7),
         ],
         -1,
