@@ -4,7 +4,7 @@ Public API: :class:`Parameters`, :func:`run_experiment`, :class:`RunResult` and 
 public enums.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from empo.parameters import (  # noqa: E402
     FloatDType,

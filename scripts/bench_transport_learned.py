@@ -36,6 +36,7 @@ SMALL_KNOBS: dict[str, Any] = {
     "frames_per_batch": 128,
     "num_frames": 10_000,
     "batch_size": 64,
+    "hidden_sizes": [64, 64],
     "samples_per_state": 4,
     "target_update_tau": 0.05,
     "epsilon_start": 0.5,

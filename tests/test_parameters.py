@@ -310,7 +310,7 @@ def test_phase_blocks_are_independent_types() -> None:
     assert isinstance(p.phase1, Phase1Parameters)
     assert p.phase1.learning_rate == 0.1 and p.phase2.learning_rate == 1e-3
     assert p.phase2.variant.value == "actor_critic"
-    assert p.phase1.hidden_sizes == (64, 64)
+    assert p.phase1.hidden_sizes == (128, 128)
 
 
 def test_numbers_written_as_yaml_text_are_read_as_numbers() -> None:

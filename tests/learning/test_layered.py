@@ -108,6 +108,21 @@ def test_files_of_earlier_versions_keep_the_online_schedule() -> None:
     assert Parameters().phase1.schedule.value == "auto"
 
 
+def test_files_of_earlier_versions_keep_the_smaller_fits() -> None:
+    old = {"version": "0.3.0", "phase2": {"batch_size": 32, "buffer_size": 256}}
+    params = Parameters.from_dict(old)
+    for knobs in (params.phase1, params.phase2):
+        assert (knobs.hidden_sizes, knobs.layer_updates) == ((64, 64), 1500)
+    assert (params.phase1.batch_size, params.phase2.batch_size) == (64, 32)
+    assert Parameters.from_dict(params.to_dict()) == params
+    new = Parameters().phase2
+    assert (new.hidden_sizes, new.batch_size, new.layer_updates) == (
+        (128, 128),
+        128,
+        3000,
+    )
+
+
 def test_branching_sample_keeps_distinct_states_of_each_layer() -> None:
     data = make_data(compile_any(build_world("corridor")), Parameters(), "cpu")
     sampler = LayerSampler(data, 16, torch.Generator().manual_seed(0))
