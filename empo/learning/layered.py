@@ -39,7 +39,10 @@ does the same with networks (``phase1.schedule = "layered"``, the default there)
    regressed on these fixed targets for ``layer_updates`` Adam steps on batches of
    ``batch_size`` drawn from the layer's sample, with the learning rate decaying
    by ``learning_rate_decay`` over the layer, using the losses' own error
-   functions (the batch carries the targets under the losses' target keys).
+   functions (the batch carries the targets under the losses' target keys). The
+   default fit (hidden 128×128, batches of 128, 3,000 steps per layer) is the one
+   key_door needs at ``β_r = 100``
+   (:class:`~empo.parameters.learning.Phase1Parameters`, ``layer_updates``).
 
 Why this scheme rather than the online one (:mod:`empo.learning.trainer`) where it
 applies: the online scheme regresses every network on targets that move with the
