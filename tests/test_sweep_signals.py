@@ -36,6 +36,14 @@ SWEEP = {
 }
 
 
+def _default_sigint() -> None:
+    """Give the sweep's process the default SIGINT disposition: a shell that starts
+    the test suite in the background without job control (``cmd &`` in a script, as
+    CI wrappers do) ignores SIGINT, children inherit that, and a sweep rightly keeps
+    an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("backend", "number"),
@@ -55,6 +63,7 @@ def test_stopped_sweep_keeps_finished_runs_and_resume_adopts_them(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=_default_sigint,
     )
     jsonl = out / "results.jsonl"
     deadline = time.monotonic() + 300
